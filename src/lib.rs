@@ -1,6 +1,7 @@
 //! Neural style transfer (Gatys, Ecker and Bethge) with every step of the
 //! optimisation loop running in WGSL compute shaders through wgpu.
 
+pub mod cli;
 pub mod image_io;
 pub mod preprocess;
 pub mod reference;
