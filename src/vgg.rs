@@ -90,7 +90,10 @@ pub fn parse_layer_list<S: AsRef<str>>(
     for name in names {
         let index = layer_index(name.as_ref())?;
         if indices.contains(&index) {
-            return Err(LayerError::Duplicate(VGG16_LAYERS[index].name.to_string(), what));
+            return Err(LayerError::Duplicate(
+                VGG16_LAYERS[index].name.to_string(),
+                what,
+            ));
         }
         indices.push(index);
     }
@@ -99,7 +102,10 @@ pub fn parse_layer_list<S: AsRef<str>>(
 
 /// Number of 2x2 max-pools applied before layer `index` runs.
 pub fn pools_before(index: usize) -> u32 {
-    VGG16_LAYERS[..=index].iter().filter(|l| l.pool_before).count() as u32
+    VGG16_LAYERS[..=index]
+        .iter()
+        .filter(|l| l.pool_before)
+        .count() as u32
 }
 
 /// Spatial size (height, width) of layer `index`'s input and output for an image of
@@ -123,13 +129,19 @@ mod tests {
         assert_eq!(layer_index("conv4_2"), Ok(8));
         assert_eq!(layer_index("block4_conv2"), Ok(8));
         assert_eq!(layer_index(" Conv1_1 "), Ok(0));
-        assert!(matches!(layer_index("conv6_1"), Err(LayerError::Unknown(_))));
+        assert!(matches!(
+            layer_index("conv6_1"),
+            Err(LayerError::Unknown(_))
+        ));
     }
 
     #[test]
     fn duplicates_are_rejected_across_styles() {
         let err = parse_layer_list(&["conv1_1", "block1_conv1"], "--style-layers").unwrap_err();
-        assert_eq!(err, LayerError::Duplicate("conv1_1".into(), "--style-layers"));
+        assert_eq!(
+            err,
+            LayerError::Duplicate("conv1_1".into(), "--style-layers")
+        );
     }
 
     #[test]
