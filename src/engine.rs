@@ -81,8 +81,11 @@ fn largest_tensor(settings: &LossSettings, height: usize, width: usize) -> Large
         bytes: 0,
         description: String::new(),
     };
-    for index in 0..=settings.deepest_layer() {
-        let layer = &VGG16_LAYERS[index];
+    for (index, layer) in VGG16_LAYERS
+        .iter()
+        .enumerate()
+        .take(settings.deepest_layer() + 1)
+    {
         let (h, w) = vgg::layer_size(index, height as u32, width as u32);
         let (h, w) = (h as usize, w as usize);
         let bytes = GpuTensor::bytes_for(layer.out_channels, h, w);
@@ -138,15 +141,14 @@ pub fn check_image_size(
         });
     }
 
-    let (limit, limit_name) =
-        if u64::from(limits.max_storage_buffer_binding_size) <= limits.max_buffer_size {
-            (
-                u64::from(limits.max_storage_buffer_binding_size),
-                "max_storage_buffer_binding_size",
-            )
-        } else {
-            (limits.max_buffer_size, "max_buffer_size")
-        };
+    let (limit, limit_name) = if limits.max_storage_buffer_binding_size <= limits.max_buffer_size {
+        (
+            limits.max_storage_buffer_binding_size,
+            "max_storage_buffer_binding_size",
+        )
+    } else {
+        (limits.max_buffer_size, "max_buffer_size")
+    };
     let largest = largest_tensor(settings, height, width);
     if largest.bytes <= limit {
         return Ok(());
@@ -255,6 +257,9 @@ pub struct Engine<'a> {
     image_staging: wgpu::Buffer,
     slots: LossSlots,
     step: u32,
+    /// The previous iteration's submission: [`Engine::step`] waits for it so that
+    /// at most two iterations are queued and progress reports stay truthful.
+    in_flight: Option<wgpu::SubmissionIndex>,
 }
 
 impl<'a> Engine<'a> {
@@ -379,6 +384,7 @@ impl<'a> Engine<'a> {
             image_staging,
             slots,
             step: 0,
+            in_flight: None,
         })
     }
 
@@ -417,8 +423,15 @@ impl<'a> Engine<'a> {
     }
 
     /// Submits one iteration: losses and gradient at the current image, then one
-    /// Adam step. Returns without waiting for the GPU.
+    /// Adam step. Waits for the previous iteration, not for this one.
     pub fn step(&mut self) {
+        if let Some(previous) = self.in_flight.take() {
+            // A failed wait means a lost device, which the next readback reports.
+            let _ = self.gpu.device.poll(wgpu::PollType::Wait {
+                submission_index: Some(previous),
+                timeout: None,
+            });
+        }
         self.step += 1;
         self.write_adam_params(self.step);
         let mut encoder = self
@@ -430,7 +443,7 @@ impl<'a> Engine<'a> {
         self.loss_and_gradient
             .record(&mut encoder, "loss and gradient");
         self.adam_step.record(&mut encoder, "adam step");
-        self.gpu.queue.submit([encoder.finish()]);
+        self.in_flight = Some(self.gpu.queue.submit([encoder.finish()]));
     }
 
     /// Losses computed by the latest iteration, at the image before its update.

@@ -54,8 +54,16 @@ impl Gpu {
         let info = adapter.get_info();
 
         // Timestamp queries are optional: only the benchmark's per-kernel times use them.
-        let optional =
+        let mut optional =
             wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES;
+        // The subgroup convolution shares weights across 8 lanes; adapters with
+        // smaller subgroups (WARP has 4) use the plain kernel.
+        let subgroups = adapter.features().contains(wgpu::Features::SUBGROUP)
+            && info.subgroup_min_size >= 8
+            && std::env::var_os("WGPU_STYLE_NO_SUBGROUPS").is_none();
+        if subgroups {
+            optional |= wgpu::Features::SUBGROUP;
+        }
         let required_features = adapter.features() & optional;
         let limits = adapter.limits();
         let (device, queue) = adapter
@@ -72,7 +80,7 @@ impl Gpu {
                 adapter: info.name.clone(),
                 source,
             })?;
-        let kernels = Kernels::new(&device);
+        let kernels = Kernels::new(&device, subgroups);
         Ok(Gpu {
             adapter,
             device,

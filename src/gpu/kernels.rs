@@ -27,6 +27,10 @@ macro_rules! shader {
     };
 }
 
+const CONV3X3_SUBGROUP: ShaderSpec = shader!(
+    "conv3x3_subgroup",
+    &[Uniform, ReadOnly, ReadOnly, ReadOnly, ReadWrite]
+);
 const CONV3X3: ShaderSpec = shader!(
     "conv3x3",
     &[Uniform, ReadOnly, ReadOnly, ReadOnly, ReadWrite]
@@ -54,8 +58,9 @@ const ADAM: ShaderSpec = shader!(
     &[Uniform, ReadOnly, ReadWrite, ReadWrite, ReadWrite]
 );
 
-const ALL: [&ShaderSpec; 11] = [
+const ALL: [&ShaderSpec; 12] = [
     &CONV3X3,
+    &CONV3X3_SUBGROUP,
     &MAX_POOL,
     &MAX_POOL_BACKWARD,
     &RELU_BACKWARD,
@@ -69,8 +74,8 @@ const ALL: [&ShaderSpec; 11] = [
 ];
 
 /// Name and WGSL source of every shader, for validation without an adapter.
-pub const SHADERS: [(&str, &str); 11] = {
-    let mut list = [("", ""); 11];
+pub const SHADERS: [(&str, &str); 12] = {
+    let mut list = [("", ""); 12];
     let mut i = 0;
     while i < ALL.len() {
         list[i] = (ALL[i].name, ALL[i].source);
@@ -164,6 +169,7 @@ impl Kernel {
 
 /// All pipelines, compiled once when the device is opened.
 pub struct Kernels {
+    /// `conv3x3`, or `conv3x3_subgroup` where the device has subgroups of at least 8.
     pub conv3x3: Kernel,
     pub max_pool: Kernel,
     pub max_pool_backward: Kernel,
@@ -178,9 +184,16 @@ pub struct Kernels {
 }
 
 impl Kernels {
-    pub fn new(device: &wgpu::Device) -> Kernels {
+    /// Compiles every kernel; `subgroups` selects the subgroup variant of the
+    /// convolution, which needs `Features::SUBGROUP` and subgroups of 8 or more.
+    pub fn new(device: &wgpu::Device, subgroups: bool) -> Kernels {
+        let conv = if subgroups {
+            &CONV3X3_SUBGROUP
+        } else {
+            &CONV3X3
+        };
         Kernels {
-            conv3x3: Kernel::new(device, &CONV3X3),
+            conv3x3: Kernel::new(device, conv),
             max_pool: Kernel::new(device, &MAX_POOL),
             max_pool_backward: Kernel::new(device, &MAX_POOL_BACKWARD),
             relu_backward: Kernel::new(device, &RELU_BACKWARD),

@@ -402,6 +402,7 @@ struct StyleLossParams {
 /// `difference = sum of the partial Grams - target_scale * target`, with the sum
 /// of squares per workgroup in `loss_partials`. Returns the dispatch and the
 /// number of partial sums it writes.
+#[allow(clippy::too_many_arguments)]
 pub fn style_loss(
     gpu: &Gpu,
     channels: usize,

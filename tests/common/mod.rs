@@ -31,7 +31,8 @@ pub fn assert_close(what: &str, actual: &[f32], expected: &[f64], abs: f64, rel:
     let mut failures = 0;
     for (i, (&a, &e)) in actual.iter().zip(expected).enumerate() {
         let diff = (f64::from(a) - e).abs();
-        if !(diff <= abs + rel * e.abs()) {
+        // Written so that a NaN difference counts as a failure.
+        if diff.is_nan() || diff > abs + rel * e.abs() {
             failures += 1;
         }
         if diff > worst.1 || diff.is_nan() {

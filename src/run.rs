@@ -1,0 +1,280 @@
+//! The command's two long-running actions: a style transfer with progress,
+//! per-layer losses and snapshots, and the benchmark.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+use wgpu_style::bench;
+use wgpu_style::cli::{BenchConfig, RunConfig};
+use wgpu_style::engine::{self, Engine, LossReport};
+use wgpu_style::gpu::Gpu;
+use wgpu_style::image_io::{self, RgbImage};
+use wgpu_style::preprocess::{blend_init, noise_init, preprocessed_to_rgb, rgb_to_preprocessed};
+use wgpu_style::settings::{InitMode, LossSettings};
+use wgpu_style::vgg::{self, VGG16_LAYERS};
+use wgpu_style::weights::Vgg16Weights;
+
+/// How a style transfer ended; the output image is written in every case.
+pub enum Outcome {
+    Finished,
+    /// Stopped by Ctrl-C.
+    Interrupted,
+    /// Stopped because the loss became NaN or infinite.
+    Diverged,
+}
+
+/// Loads an image and resizes it so that its longest side is `side`.
+fn load_resized(path: &Path, side: u32, role: &str) -> anyhow::Result<RgbImage> {
+    let image = image_io::load_image(path).with_context(|| format!("loading the {role} image"))?;
+    let (width, height) = image_io::working_size(image.width, image.height, side);
+    Ok(image_io::resize(&image, width, height))
+}
+
+fn layer_names(layers: &[usize]) -> String {
+    let names: Vec<&str> = layers.iter().map(|&l| VGG16_LAYERS[l].name).collect();
+    names.join(",")
+}
+
+fn print_settings(config: &RunConfig, content: &RgbImage, style: &RgbImage) {
+    let loss = &config.loss;
+    println!(
+        "content: {} at {}x{}",
+        config.content.display(),
+        content.width,
+        content.height
+    );
+    println!(
+        "style:   {} at {}x{}",
+        config.style.display(),
+        style.width,
+        style.height
+    );
+    println!("output:  {}", config.output.display());
+    println!(
+        "loss:    content {} x [{}], style {} x [{}] (layer weights {:?}), tv {}",
+        loss.content_weight,
+        layer_names(&loss.content_layers),
+        loss.style_weight,
+        layer_names(&loss.style_layers),
+        loss.style_layer_weights,
+        loss.tv_weight
+    );
+    println!(
+        "adam:    {} iterations, learning rate {}, beta1 {}, beta2 {}, epsilon {:e}; init {:?}{}, seed {}",
+        config.iterations,
+        config.adam.learning_rate,
+        config.adam.beta1,
+        config.adam.beta2,
+        config.adam.epsilon,
+        config.init,
+        if config.init == InitMode::Blend { format!(" (noise ratio {})", config.noise_ratio) } else { String::new() },
+        config.seed
+    );
+}
+
+fn format_losses(settings: &LossSettings, report: &LossReport) -> String {
+    let mut text = format!("total {:.4e}", report.total);
+    for (k, &layer) in settings.content_layers.iter().enumerate() {
+        text.push_str(&format!(
+            "  content {} {:.3e}",
+            VGG16_LAYERS[layer].name, report.content[k]
+        ));
+    }
+    for (k, &layer) in settings.style_layers.iter().enumerate() {
+        text.push_str(&format!(
+            "  style {} {:.3e}",
+            VGG16_LAYERS[layer].name, report.style[k]
+        ));
+    }
+    if settings.tv_weight > 0.0 {
+        text.push_str(&format!("  tv {:.3e}", report.tv));
+    }
+    text
+}
+
+/// Reads the current image back and writes it atomically.
+fn save_current(engine: &Engine, path: &Path) -> anyhow::Result<()> {
+    let (width, height) = engine.size();
+    let chw = engine.read_image()?;
+    let image = RgbImage {
+        width: width as u32,
+        height: height as u32,
+        data: chw_rgb_to_hwc(&preprocessed_to_rgb(&chw, width, height), width, height),
+    };
+    image_io::save_image(path, &image).with_context(|| format!("writing {}", path.display()))
+}
+
+/// `[3][H][W]` RGB to interleaved HWC.
+fn chw_rgb_to_hwc(chw: &[f32], width: usize, height: usize) -> Vec<f32> {
+    let plane = width * height;
+    let mut hwc = Vec::with_capacity(3 * plane);
+    for i in 0..plane {
+        for c in 0..3 {
+            hwc.push(chw[c * plane + i]);
+        }
+    }
+    hwc
+}
+
+/// Runs one style transfer as configured. Every input is checked before the
+/// GPU work starts; the output is written at the end, on Ctrl-C and when the
+/// loss diverges.
+pub fn style_transfer(config: &RunConfig) -> anyhow::Result<Outcome> {
+    let content = load_resized(&config.content, config.size, "content")?;
+    let style = load_resized(&config.style, config.style_size(), "style")?;
+    config.check_image_size("content", content.width, content.height)?;
+    config.check_image_size("style", style.width, style.height)?;
+    let weights = Vgg16Weights::load(&config.weights)?;
+
+    let gpu = Gpu::new(config.adapter.as_deref())?;
+    println!("adapter: {}", gpu.describe());
+    if gpu.is_software() {
+        println!("         (no hardware GPU found: the software adapter works but is slow)");
+    }
+    let (width, height) = (content.width as usize, content.height as usize);
+    let (style_width, style_height) = (style.width as usize, style.height as usize);
+    engine::check_image_size(&gpu.limits, &config.loss, "content", width, height)?;
+    engine::check_image_size(
+        &gpu.limits,
+        &config.loss,
+        "style",
+        style_width,
+        style_height,
+    )?;
+    print_settings(config, &content, &style);
+
+    let content_pre = rgb_to_preprocessed(&content.data, width, height);
+    let style_pre = rgb_to_preprocessed(&style.data, style_width, style_height);
+    let init = match config.init {
+        InitMode::Content => content_pre.clone(),
+        InitMode::Noise => blend_init(
+            &content_pre,
+            &noise_init(config.seed, content_pre.len()),
+            1.0,
+        ),
+        InitMode::Blend => blend_init(
+            &content_pre,
+            &noise_init(config.seed, content_pre.len()),
+            config.noise_ratio,
+        ),
+    };
+    let setup = Instant::now();
+    let mut engine = Engine::new(
+        &gpu,
+        &weights,
+        &config.loss,
+        config.adam,
+        &content_pre,
+        (width, height),
+        &style_pre,
+        (style_width, style_height),
+        &init,
+    )?;
+    println!(
+        "setup:   {:.1} s (weights uploaded, targets computed)",
+        setup.elapsed().as_secs_f64()
+    );
+
+    let interrupted = Arc::new(AtomicBool::new(false));
+    let flag = interrupted.clone();
+    ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            // A second Ctrl-C: stop at once without writing.
+            std::process::exit(130);
+        }
+    })
+    .context("installing the Ctrl-C handler")?;
+
+    let progress = ProgressBar::new(u64::from(config.iterations));
+    progress.set_style(
+        ProgressStyle::with_template(
+            "{bar:30} {pos}/{len} iterations  {per_sec}  ETA {eta}  {msg}",
+        )
+        .expect("valid progress template"),
+    );
+    let start = Instant::now();
+    let mut outcome = Outcome::Finished;
+    for iteration in 1..=config.iterations {
+        engine.step();
+        progress.set_position(u64::from(iteration));
+
+        let print_point = config.print_every > 0
+            && (iteration == 1
+                || iteration % config.print_every == 0
+                || iteration == config.iterations);
+        if print_point {
+            let report = engine.read_losses()?;
+            let rate = f64::from(iteration) / start.elapsed().as_secs_f64();
+            progress.set_message(format!("loss {:.4e}", report.total));
+            // Losses are evaluated at the image before this iteration's update.
+            progress.suspend(|| {
+                println!(
+                    "iteration {iteration:>5}  {}  ({rate:.2} it/s)",
+                    format_losses(&config.loss, &report)
+                );
+            });
+            if !report.total.is_finite() {
+                progress.suspend(|| {
+                    println!(
+                        "stopping: the loss became {} at iteration {iteration}; try a lower --learning-rate",
+                        report.total
+                    )
+                });
+                outcome = Outcome::Diverged;
+                break;
+            }
+        }
+        if config.snapshot_every > 0
+            && iteration % config.snapshot_every == 0
+            && iteration < config.iterations
+        {
+            let path = config.snapshot_path(iteration);
+            save_current(&engine, &path)?;
+            progress.suspend(|| println!("snapshot: {}", path.display()));
+        }
+        if interrupted.load(Ordering::SeqCst) {
+            progress
+                .suspend(|| println!("stopping: interrupted (Ctrl-C) after iteration {iteration}"));
+            outcome = Outcome::Interrupted;
+            break;
+        }
+    }
+    progress.finish_and_clear();
+    save_current(&engine, &config.output)?;
+    let elapsed = start.elapsed().as_secs_f64();
+    let done = engine.iteration();
+    println!(
+        "wrote {} after {done} iterations in {elapsed:.1} s ({:.2} it/s)",
+        config.output.display(),
+        f64::from(done) / elapsed
+    );
+    Ok(outcome)
+}
+
+/// Runs the benchmark at each configured size and prints the figures.
+pub fn bench(config: &BenchConfig) -> anyhow::Result<()> {
+    let weights = Vgg16Weights::load(&Vgg16Weights::default_path())?;
+    let gpu = Gpu::new(config.adapter.as_deref())?;
+    println!("adapter: {}", gpu.describe());
+    let settings = LossSettings {
+        content_layers: vec![vgg::layer_index("conv4_2")?],
+        content_layer_weights: vec![1.0],
+        style_layers: vgg::parse_layer_list(&vgg::DEFAULT_STYLE_LAYERS, "style layers")?,
+        style_layer_weights: vec![0.2; 5],
+        content_weight: 5.0,
+        style_weight: 100.0,
+        tv_weight: 0.0,
+    };
+    if !gpu.has_timestamps() {
+        println!("(this adapter has no timestamp queries: no per-kernel times)");
+    }
+    for &size in &config.sizes {
+        let result = bench::bench_size(&gpu, &weights, &settings, size, config.iterations)?;
+        print!("{}", bench::format_result(&result));
+    }
+    Ok(())
+}
