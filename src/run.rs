@@ -103,21 +103,9 @@ fn save_current(engine: &Engine, path: &Path) -> anyhow::Result<()> {
     let image = RgbImage {
         width: width as u32,
         height: height as u32,
-        data: chw_rgb_to_hwc(&preprocessed_to_rgb(&chw, width, height), width, height),
+        data: preprocessed_to_rgb(&chw, width, height),
     };
     image_io::save_image(path, &image).with_context(|| format!("writing {}", path.display()))
-}
-
-/// `[3][H][W]` RGB to interleaved HWC.
-fn chw_rgb_to_hwc(chw: &[f32], width: usize, height: usize) -> Vec<f32> {
-    let plane = width * height;
-    let mut hwc = Vec::with_capacity(3 * plane);
-    for i in 0..plane {
-        for c in 0..3 {
-            hwc.push(chw[c * plane + i]);
-        }
-    }
-    hwc
 }
 
 /// Runs one style transfer as configured. Every input is checked before the

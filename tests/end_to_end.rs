@@ -84,3 +84,51 @@ fn tubingen_in_starry_night_style_at_64_px() {
         .collect();
     assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
 }
+
+/// With a vanishing learning rate the output is the content image itself: this
+/// catches any mistake in the colour conversions and layouts on the way in and out.
+#[test]
+fn tiny_step_returns_the_content_image() {
+    if common::gpu().is_none() {
+        return;
+    }
+    let content = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/coffee.jpg");
+    let style =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/hubble_deep_field.jpg");
+    let dir = tempfile::tempdir().unwrap();
+    let output = dir.path().join("same.png");
+    let result = Command::new(BINARY)
+        .arg(&content)
+        .arg(&style)
+        .args(["-o", output.to_str().unwrap()])
+        .args([
+            "--size",
+            "48",
+            "--iterations",
+            "1",
+            "--learning-rate",
+            "1e-6",
+        ])
+        .output()
+        .expect("the binary runs");
+    assert!(
+        result.status.success(),
+        "{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+
+    let original = wgpu_style::image_io::load_image(&content).unwrap();
+    let (width, height) = wgpu_style::image_io::working_size(original.width, original.height, 48);
+    let expected = wgpu_style::image_io::resize(&original, width, height);
+    let written = image::open(&output).unwrap().to_rgb8();
+    assert_eq!((written.width(), written.height()), (width, height));
+    for (i, (&got, &want)) in written.as_raw().iter().zip(&expected.data).enumerate() {
+        let want = want.round().clamp(0.0, 255.0);
+        assert!(
+            (f32::from(got) - want).abs() <= 1.0,
+            "byte {i} (pixel {}, channel {}): wrote {got}, content has {want}",
+            i / 3,
+            i % 3
+        );
+    }
+}
