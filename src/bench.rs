@@ -40,6 +40,8 @@ pub fn bench_size(
     iterations: u32,
 ) -> Result<BenchResult, EngineError> {
     let side = size as usize;
+    // Fail on the adapter's limits before allocating the images.
+    crate::engine::check_image_size(&gpu.limits, settings, "benchmark", side, side)?;
     let len = 3 * side * side;
     // Uniform noise in [-20, 20) around the mean colour, different for each image.
     let content = noise_init(1, len);

@@ -278,8 +278,8 @@ pub struct Args {
     #[arg(long, value_name = "DIR", help_heading = HEADING_OUTPUT)]
     pub snapshot_dir: Option<PathBuf>,
 
-    /// Use the first GPU adapter whose name contains NAME, ignoring case [default: the adapter
-    /// that wgpu selects].
+    /// Use the first GPU adapter whose name contains NAME, ignoring case [default: the best
+    /// hardware adapter, the software one only when there is no other].
     #[arg(long, value_name = "NAME", help_heading = HEADING_DEVICE)]
     pub adapter: Option<String>,
 
@@ -306,8 +306,8 @@ pub struct BenchArgs {
     #[arg(long, value_name = "N", default_value_t = DEFAULT_BENCH_ITERATIONS)]
     pub iterations: u32,
 
-    /// Use the first GPU adapter whose name contains NAME, ignoring case [default: the adapter
-    /// that wgpu selects].
+    /// Use the first GPU adapter whose name contains NAME, ignoring case [default: the best
+    /// hardware adapter, the software one only when there is no other].
     #[arg(long, value_name = "NAME")]
     pub adapter: Option<String>,
 }
@@ -409,6 +409,18 @@ pub enum CliError {
     NoLossTerm,
 
     #[error(
+        "--style-layer-weights are all 0 although --style-weight is not: give at least one \
+         style layer a weight above 0, or set --style-weight 0"
+    )]
+    ZeroStyleLayerWeights,
+
+    #[error(
+        "--output {output} is the {role} image: choose another output path so that the input \
+         is not overwritten"
+    )]
+    OutputIsInput { output: PathBuf, role: &'static str },
+
+    #[error(
         "{option} gives a {role} image side of {side} pixels, but layer {layer} needs at least \
          {min_side}: raise {option} or choose shallower layers"
     )]
@@ -460,6 +472,14 @@ pub fn validate(args: Args) -> Result<RunConfig, CliError> {
     check_input_file("content", &content)?;
     check_input_file("style", &style)?;
     image_io::check_output_path(&output).map_err(CliError::Output)?;
+    for (role, input) in [("content", &content), ("style", &style)] {
+        if same_file(&output, input) {
+            return Err(CliError::OutputIsInput {
+                output: output.clone(),
+                role,
+            });
+        }
+    }
 
     let loss = validate_loss(
         &args.content_layers,
@@ -509,6 +529,14 @@ pub fn validate(args: Args) -> Result<RunConfig, CliError> {
         snapshot_dir,
         adapter: validate_adapter(args.adapter)?,
     })
+}
+
+/// Whether two paths name the same existing file.
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (fs::canonicalize(a), fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
 }
 
 /// Validates the options of `wgpu-style bench`.
@@ -715,6 +743,9 @@ fn validate_loss(
     check_weight("--tv-weight", tv_weight)?;
     if weights.iter().all(|&weight| weight == 0.0) {
         return Err(CliError::NoLossTerm);
+    }
+    if style_weight != 0.0 && style_layer_weights.iter().all(|&weight| weight == 0.0) {
+        return Err(CliError::ZeroStyleLayerWeights);
     }
 
     Ok(LossSettings {

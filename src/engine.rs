@@ -37,7 +37,8 @@ pub enum EngineError {
     #[error(
         "the {what} image at {width}x{height} pixels needs a {needed_mib:.1} MiB buffer for \
          {tensor}, but this adapter allows at most {limit_mib:.1} MiB ({limit_name}); the \
-         largest --size that fits is {largest_side}"
+         largest {what} image that fits has a longest side of {largest_side} pixels: lower \
+         --size (or --style-scale for the style image) to stay within it"
     )]
     ImageTooLarge {
         what: &'static str,

@@ -383,7 +383,13 @@ fn lanczos_taps(src_len: usize, dst_len: usize) -> Vec<Taps> {
 /// Writability is probed by creating and deleting a hidden empty file in that folder.
 pub fn check_output_path(path: &Path) -> Result<(), ImageIoError> {
     output_format(path)?;
-    if path.is_dir() {
+    // "out.png/" names a folder to the file system, so writing it would fail at the end.
+    if path.is_dir()
+        || path
+            .as_os_str()
+            .to_string_lossy()
+            .ends_with(std::path::MAIN_SEPARATOR)
+    {
         return Err(ImageIoError::OutputIsDirectory {
             path: path.to_path_buf(),
         });

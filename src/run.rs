@@ -27,11 +27,14 @@ pub enum Outcome {
     Diverged,
 }
 
-/// Loads an image and resizes it so that its longest side is `side`.
-fn load_resized(path: &Path, side: u32, role: &str) -> anyhow::Result<RgbImage> {
-    let image = image_io::load_image(path).with_context(|| format!("loading the {role} image"))?;
-    let (width, height) = image_io::working_size(image.width, image.height, side);
-    Ok(image_io::resize(&image, width, height))
+/// Loads an image; `role` names it in messages.
+fn load(path: &Path, role: &str) -> anyhow::Result<RgbImage> {
+    image_io::load_image(path).with_context(|| format!("loading the {role} image"))
+}
+
+/// Resizes `image` to `(width, height)` unless it already has that size.
+fn resized(image: &RgbImage, (width, height): (u32, u32)) -> RgbImage {
+    image_io::resize(image, width, height)
 }
 
 fn layer_names(layers: &[usize]) -> String {
@@ -64,13 +67,13 @@ fn print_settings(config: &RunConfig, content: &RgbImage, style: &RgbImage) {
         loss.tv_weight
     );
     println!(
-        "adam:    {} iterations, learning rate {}, beta1 {}, beta2 {}, epsilon {:e}; init {:?}{}, seed {}",
+        "adam:    {} iterations, learning rate {}, beta1 {}, beta2 {}, epsilon {:e}; init {}{}, seed {}",
         config.iterations,
         config.adam.learning_rate,
         config.adam.beta1,
         config.adam.beta2,
         config.adam.epsilon,
-        config.init,
+        format!("{:?}", config.init).to_lowercase(),
         if config.init == InitMode::Blend { format!(" (noise ratio {})", config.noise_ratio) } else { String::new() },
         config.seed
     );
@@ -99,11 +102,15 @@ fn format_losses(settings: &LossSettings, report: &LossReport) -> String {
 /// Reads the current image back and writes it atomically.
 fn save_current(engine: &Engine, path: &Path) -> anyhow::Result<()> {
     let (width, height) = engine.size();
-    let chw = engine.read_image()?;
+    save_chw(&engine.read_image()?, width, height, path)
+}
+
+/// Writes a preprocessed `[3][H][W]` BGR image atomically.
+fn save_chw(chw: &[f32], width: usize, height: usize, path: &Path) -> anyhow::Result<()> {
     let image = RgbImage {
         width: width as u32,
         height: height as u32,
-        data: preprocessed_to_rgb(&chw, width, height),
+        data: preprocessed_to_rgb(chw, width, height),
     };
     image_io::save_image(path, &image).with_context(|| format!("writing {}", path.display()))
 }
@@ -112,10 +119,12 @@ fn save_current(engine: &Engine, path: &Path) -> anyhow::Result<()> {
 /// GPU work starts; the output is written at the end, on Ctrl-C and when the
 /// loss diverges.
 pub fn style_transfer(config: &RunConfig) -> anyhow::Result<Outcome> {
-    let content = load_resized(&config.content, config.size, "content")?;
-    let style = load_resized(&config.style, config.style_size(), "style")?;
-    config.check_image_size("content", content.width, content.height)?;
-    config.check_image_size("style", style.width, style.height)?;
+    let content = load(&config.content, "content")?;
+    let style = load(&config.style, "style")?;
+    let content_size = image_io::working_size(content.width, content.height, config.size);
+    let style_size = image_io::working_size(style.width, style.height, config.style_size());
+    config.check_image_size("content", content_size.0, content_size.1)?;
+    config.check_image_size("style", style_size.0, style_size.1)?;
     let weights = Vgg16Weights::load(&config.weights)?;
 
     let gpu = Gpu::new(config.adapter.as_deref())?;
@@ -123,8 +132,9 @@ pub fn style_transfer(config: &RunConfig) -> anyhow::Result<Outcome> {
     if gpu.is_software() {
         println!("         (no hardware GPU found: the software adapter works but is slow)");
     }
-    let (width, height) = (content.width as usize, content.height as usize);
-    let (style_width, style_height) = (style.width as usize, style.height as usize);
+    // Check the adapter's limits before resizing, so that a huge --size fails at once.
+    let (width, height) = (content_size.0 as usize, content_size.1 as usize);
+    let (style_width, style_height) = (style_size.0 as usize, style_size.1 as usize);
     engine::check_image_size(&gpu.limits, &config.loss, "content", width, height)?;
     engine::check_image_size(
         &gpu.limits,
@@ -133,6 +143,8 @@ pub fn style_transfer(config: &RunConfig) -> anyhow::Result<Outcome> {
         style_width,
         style_height,
     )?;
+    let content = resized(&content, content_size);
+    let style = resized(&style, style_size);
     print_settings(config, &content, &style);
 
     let content_pre = rgb_to_preprocessed(&content.data, width, height);
@@ -186,6 +198,9 @@ pub fn style_transfer(config: &RunConfig) -> anyhow::Result<Outcome> {
     );
     let start = Instant::now();
     let mut outcome = Outcome::Finished;
+    // The latest image read back at a print point with a finite loss, kept so that
+    // a diverged run still ends with a usable picture.
+    let mut last_good: Option<(u32, Vec<f32>)> = None;
     for iteration in 1..=config.iterations {
         engine.step();
         progress.set_position(u64::from(iteration));
@@ -208,12 +223,17 @@ pub fn style_transfer(config: &RunConfig) -> anyhow::Result<Outcome> {
             if !report.total.is_finite() {
                 progress.suspend(|| {
                     println!(
-                        "stopping: the loss became {} at iteration {iteration}; try a lower --learning-rate",
+                        "stopping: the loss became {} at iteration {iteration}; try a lower \
+                         --learning-rate or smaller loss weights",
                         report.total
                     )
                 });
                 outcome = Outcome::Diverged;
                 break;
+            }
+            let image = engine.read_image()?;
+            if image.iter().all(|v| v.is_finite()) {
+                last_good = Some((iteration, image));
             }
         }
         if config.snapshot_every > 0
@@ -232,11 +252,28 @@ pub fn style_transfer(config: &RunConfig) -> anyhow::Result<Outcome> {
         }
     }
     progress.finish_and_clear();
-    save_current(&engine, &config.output)?;
+    let (width, height) = engine.size();
+    let mut image = engine.read_image()?;
+    if image.iter().any(|v| !v.is_finite()) {
+        // NaN or infinite pixels: the optimisation diverged, even where no loss was printed.
+        outcome = Outcome::Diverged;
+        match last_good.take() {
+            Some((iteration, good)) => {
+                println!("the image diverged; writing the one from iteration {iteration} instead");
+                image = good;
+            }
+            None => println!(
+                "the image diverged and no earlier image was kept (see --print-every); \
+                 try a lower --learning-rate or smaller loss weights"
+            ),
+        }
+    }
+    save_chw(&image, width, height, &config.output)?;
     let elapsed = start.elapsed().as_secs_f64();
     let done = engine.iteration();
+    let noun = if done == 1 { "iteration" } else { "iterations" };
     println!(
-        "wrote {} after {done} iterations in {elapsed:.1} s ({:.2} it/s)",
+        "wrote {} after {done} {noun} in {elapsed:.1} s ({:.2} it/s)",
         config.output.display(),
         f64::from(done) / elapsed
     );

@@ -151,6 +151,25 @@ fn bad_inputs_are_rejected_before_gpu_work() {
 }
 
 #[test]
+fn output_may_not_overwrite_an_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let (content, style) = examples();
+    let copy = dir.path().join("photo.jpg");
+    std::fs::copy(&content, &copy).unwrap();
+    let before = std::fs::read(&copy).unwrap();
+    let copy_s = copy.to_str().unwrap();
+    let result = run(&[copy_s, style.to_str().unwrap(), "-o", copy_s]);
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert!(!result.status.success());
+    assert!(stderr.contains("is the content image"), "{stderr}");
+    assert_eq!(
+        std::fs::read(&copy).unwrap(),
+        before,
+        "the input was modified"
+    );
+}
+
+#[test]
 fn list_layers_prints_every_layer() {
     let result = run(&["--list-layers"]);
     assert!(result.status.success());
