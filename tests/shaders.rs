@@ -9,10 +9,14 @@ fn every_shader_validates_with_naga() {
         let module = naga::front::wgsl::parse_str(source).unwrap_or_else(|e| {
             panic!("{name}.wgsl does not parse:\n{}", e.emit_to_string(source))
         });
+        // The subgroup convolution needs what wgpu enables with Features::SUBGROUP.
         let mut validator = naga::valid::Validator::new(
             naga::valid::ValidationFlags::all(),
-            naga::valid::Capabilities::default(),
+            naga::valid::Capabilities::default() | naga::valid::Capabilities::SUBGROUP,
         );
+        validator
+            .subgroup_stages(naga::valid::ShaderStages::COMPUTE)
+            .subgroup_operations(naga::valid::SubgroupOperationSet::all());
         validator.validate(&module).unwrap_or_else(|e| {
             panic!(
                 "{name}.wgsl does not validate:\n{}",
