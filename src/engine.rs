@@ -494,7 +494,7 @@ impl<'a> Engine<'a> {
         }
     }
 
-    /// The current image, preprocessed `[3][H][W]` BGR.
+    /// Reads back the current image, preprocessed `[3][H][W]` BGR.
     pub fn read_image(&self) -> Result<Vec<f32>, EngineError> {
         let packed: Vec<f32> = crate::gpu::read_buffer(
             self.gpu,

@@ -18,7 +18,7 @@ use wgpu_style::settings::{InitMode, LossSettings};
 use wgpu_style::vgg::{self, VGG16_LAYERS};
 use wgpu_style::weights::Vgg16Weights;
 
-/// How a style transfer ended; the output image is written in every case.
+/// Reason a style transfer ended. The output image is written in every case.
 pub enum Outcome {
     Finished,
     /// Stopped by Ctrl-C.

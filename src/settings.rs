@@ -53,7 +53,7 @@ impl Default for AdamSettings {
     }
 }
 
-/// How the optimised image starts.
+/// Starting point of the optimised image.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum InitMode {
     /// The content image itself.

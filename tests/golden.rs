@@ -35,7 +35,7 @@ fn numbers(value: &Value) -> Vec<f64> {
         .collect()
 }
 
-/// The formula images of the reference, preprocessed, as f32 `[3][H][W]`:
+/// Builds the formula images of the reference, preprocessed, as f32 `[3][H][W]`:
 /// content `127.5 + 100 sin(0.31 x + 0.17 y + c)`, style
 /// `127.5 + 100 cos(0.23 x y / 7 + 0.5 c)`, mix = their average (c = 0 is red).
 fn formula_images(width: usize, height: usize) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
@@ -84,12 +84,12 @@ const STYLE_NAMES: [&str; 5] = [
 ];
 
 // NOTE: Adam trajectories drift further than single evaluations. Measured here:
-// 32x32 stays within 1e-5 for all 10 steps; 64x48 drifts from 2e-5 after one step
-// to 2e-4 after ten. Its float32 gradient at the content image is off by up to 1.6%
-// of its largest entry in one small patch (median error 5e-8), the mark of a ReLU or
-// max-pool decision that float32 rounding flips; Adam's first steps move every
-// pixel by about the learning rate whatever the gradient's size, which carries
-// that difference forward. The single evaluations above hold 1e-5.
+// 32x32 stays within 1e-5 for all 10 steps, while 64x48 drifts from 2e-5 after one
+// step to 2e-4 after ten. Its float32 gradient at the content image is off by up to
+// 1.6% of its largest entry in one small patch (median error 5e-8). That is probably
+// a ReLU or max-pool decision flipped by float32 rounding, not yet confirmed. Adam's
+// first steps move every pixel by about the learning rate whatever the gradient's
+// size, so the difference carries forward. Single evaluations above hold 1e-5.
 const TRAJECTORY_TOLERANCE: f64 = 5e-4;
 
 fn check_trajectory_loss(what: &str, got: f64, expected: f64) {

@@ -12,8 +12,11 @@ pub enum GpuError {
          adapter (on Debian and Ubuntu: apt-get install mesa-vulkan-drivers)"
     )]
     NoAdapter,
-    #[error("no adapter name contains '{wanted}'; available adapters:\n{available}")]
-    AdapterNotFound { wanted: String, available: String },
+    #[error("no adapter name contains '{requested}'; available adapters:\n{available}")]
+    AdapterNotFound {
+        requested: String,
+        available: String,
+    },
     #[error("could not create a device on adapter '{adapter}': {source}")]
     Device {
         adapter: String,
@@ -49,8 +52,8 @@ impl Gpu {
         let backends = wgpu::Backends::from_env().unwrap_or(wgpu::Backends::all());
         let adapters = instance.enumerate_adapters(backends).await;
         let env_name = std::env::var("WGPU_ADAPTER_NAME").ok();
-        let wanted = adapter_name.map(str::to_owned).or(env_name);
-        let adapter = choose_adapter(adapters, wanted.as_deref())?;
+        let requested = adapter_name.map(str::to_owned).or(env_name);
+        let adapter = choose_adapter(adapters, requested.as_deref())?;
         let info = adapter.get_info();
 
         // Timestamp queries are optional: only the benchmark's per-kernel times use them.
@@ -91,19 +94,19 @@ impl Gpu {
         })
     }
 
-    /// Whether this is a software adapter such as Mesa's lavapipe.
+    /// Returns whether this is a software adapter such as Mesa's lavapipe.
     pub fn is_software(&self) -> bool {
         self.info.device_type == wgpu::DeviceType::Cpu
     }
 
-    /// Whether per-dispatch timestamp queries are available.
+    /// Returns whether per-dispatch timestamp queries are available.
     pub fn has_timestamps(&self) -> bool {
         self.device
             .features()
             .contains(wgpu::Features::TIMESTAMP_QUERY)
     }
 
-    /// One line naming the adapter, its backend and type.
+    /// Formats one line naming the adapter, its backend and type.
     pub fn describe(&self) -> String {
         let kind = match self.info.device_type {
             wgpu::DeviceType::DiscreteGpu => "discrete GPU",
@@ -141,7 +144,7 @@ fn backend_rank(backend: wgpu::Backend) -> u32 {
 
 fn choose_adapter(
     adapters: Vec<wgpu::Adapter>,
-    wanted: Option<&str>,
+    requested: Option<&str>,
 ) -> Result<wgpu::Adapter, GpuError> {
     // Compute shaders need storage buffers; downlevel GL adapters may lack them.
     let usable: Vec<wgpu::Adapter> = adapters
@@ -155,8 +158,8 @@ fn choose_adapter(
     if usable.is_empty() {
         return Err(GpuError::NoAdapter);
     }
-    if let Some(wanted) = wanted {
-        let needle = wanted.to_lowercase();
+    if let Some(requested) = requested {
+        let needle = requested.to_lowercase();
         let position = usable
             .iter()
             .position(|a| a.get_info().name.to_lowercase().contains(&needle));
@@ -169,7 +172,7 @@ fn choose_adapter(
                     let _ = writeln!(available, "  {} ({:?})", info.name, info.backend);
                 }
                 Err(GpuError::AdapterNotFound {
-                    wanted: wanted.to_string(),
+                    requested: requested.to_string(),
                     available,
                 })
             }

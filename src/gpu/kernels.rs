@@ -1,6 +1,6 @@
 //! Every compute pipeline, compiled once per device with an explicit bind group layout.
 
-/// How a shader binding is declared, in binding order.
+/// Kind of one shader binding; a shader lists them in binding order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Binding {
     Uniform,

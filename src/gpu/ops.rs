@@ -320,7 +320,7 @@ pub fn relu_backward(gpu: &Gpu, activation: &GpuTensor, gradient: &GpuTensor) ->
     dispatch(gpu, &gpu.kernels.relu_backward, &bindings, workgroups, 0.0)
 }
 
-/// How `gram` splits the pixel reduction of one feature map.
+/// Split of the pixel reduction of one feature map across `gram` invocations.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct GramSplit {
     pub splits: u32,
@@ -333,9 +333,9 @@ impl GramSplit {
     pub fn for_shape(channels: usize, pixels: usize) -> GramSplit {
         let blocks = (channels.div_ceil(4) as u32).div_ceil(GRAM_BLOCK);
         let tiles = blocks * blocks;
-        let wanted = 16384u32.div_ceil(tiles);
-        let most = (pixels as u32).div_ceil(64).max(1);
-        let splits = wanted.clamp(1, most);
+        let target_splits = 16384u32.div_ceil(tiles);
+        let max_splits = (pixels as u32).div_ceil(64).max(1);
+        let splits = target_splits.clamp(1, max_splits);
         let pixels_per_split = (pixels as u32).div_ceil(splits);
         // Recompute so that no split is empty.
         let splits = (pixels as u32).div_ceil(pixels_per_split).max(1);
@@ -656,7 +656,7 @@ impl AdamState {
         }
     }
 
-    /// The dispatch that applies one step to `image` with `gradient`.
+    /// Builds the dispatch that applies one step to `image` with `gradient`.
     pub fn step(&self, gpu: &Gpu, gradient: &GpuTensor, image: &GpuTensor) -> Dispatch {
         let bindings = [
             whole(&self.params),

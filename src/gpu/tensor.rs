@@ -55,8 +55,8 @@ impl GpuTensor {
         }
     }
 
-    /// A view of the first bytes of `buffer` as a C x H x W tensor; the buffer
-    /// may be larger (gradient buffers are shared between layers).
+    /// Views the first bytes of `buffer` as a C x H x W tensor. The buffer may be
+    /// larger, because gradient buffers are shared between layers.
     pub fn view(buffer: &wgpu::Buffer, channels: usize, height: usize, width: usize) -> GpuTensor {
         assert!(Self::bytes_for(channels, height, width) <= buffer.size());
         GpuTensor {
