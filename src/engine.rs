@@ -100,8 +100,15 @@ fn largest_tensor(settings: &LossSettings, height: usize, width: usize) -> Large
             };
         }
         if settings.style_layers.contains(&index) {
-            let split = GramSplit::for_shape(layer.out_channels, h * w);
-            let bytes = split.partial_bytes(layer.out_channels);
+            // Either Gram kernel may run: check the larger of their partials.
+            let bytes = [false, true]
+                .map(|tiled| {
+                    GramSplit::for_shape(tiled, layer.out_channels, h * w)
+                        .partial_bytes(layer.out_channels)
+                })
+                .into_iter()
+                .max()
+                .unwrap_or(0);
             if bytes > largest.bytes {
                 largest = LargestTensor {
                     bytes,
@@ -182,6 +189,9 @@ pub fn check_image_size(
 struct Network {
     /// Post-ReLU output of each layer up to the deepest one used.
     activations: Vec<GpuTensor>,
+    /// With the tiled kernels, the texture copy of each activation that the
+    /// next convolution reads, for the Gram and style gradient kernels to reuse.
+    textures: Vec<Option<wgpu::TextureView>>,
     program: Program,
 }
 
@@ -195,6 +205,7 @@ fn build_forward(
 ) -> Network {
     let mut program = Program::default();
     let mut activations: Vec<GpuTensor> = Vec::with_capacity(deepest + 1);
+    let mut textures: Vec<Option<wgpu::TextureView>> = Vec::with_capacity(deepest + 1);
     for (index, layer) in VGG16_LAYERS.iter().enumerate().take(deepest + 1) {
         let previous = activations.last().unwrap_or(input);
         let layer_input = if layer.pool_before {
@@ -217,17 +228,36 @@ fn build_forward(
             layer_input.height,
             layer_input.width,
         );
-        program.push(ops::conv3x3(
-            gpu,
-            &convs[index],
-            &layer_input,
-            &output,
-            true,
-        ));
+        if gpu.kernels.tiled.is_some() {
+            let (copy, texture) = ops::sample(gpu, &layer_input, None);
+            program.push(copy);
+            program.push(ops::conv3x3_sampled(
+                gpu,
+                &convs[index],
+                &texture,
+                &layer_input,
+                &output,
+                true,
+            ));
+            if index > 0 && !layer.pool_before {
+                textures[index - 1] = Some(texture);
+            }
+        } else {
+            program.extend(ops::conv3x3(
+                gpu,
+                &convs[index],
+                &layer_input,
+                &output,
+                true,
+                None,
+            ));
+        }
         activations.push(output);
+        textures.push(None);
     }
     Network {
         activations,
+        textures,
         program,
     }
 }
@@ -353,6 +383,7 @@ impl<'a> Engine<'a> {
             gpu,
             settings,
             network_activations: &network.activations,
+            network_textures: &network.textures,
             backward_convs: &backward_convs,
             content_targets: &content_targets,
             style_targets: &style_targets,
@@ -610,7 +641,7 @@ fn compute_style_targets(
     for &layer in &settings.style_layers {
         let features = &network.activations[layer];
         let channels = features.channels;
-        let split = GramSplit::for_shape(channels, features.height * features.width);
+        let split = GramSplit::for_gpu(gpu, channels, features.height * features.width);
         let partial =
             crate::gpu::create_storage(gpu, "style partial Gram", split.partial_bytes(channels));
         let gram = crate::gpu::create_storage(
@@ -624,7 +655,8 @@ fn compute_style_targets(
             "unused loss partials",
             (ops::gram_bytes(channels) / 16 / 64 + 1) as u32,
         );
-        program.push(ops::gram(gpu, features, split, &partial));
+        let texture = network.textures[layer].as_ref();
+        program.extend(ops::gram(gpu, features, texture, split, &partial));
         // With target_scale = 0 the style loss kernel only sums the partials.
         let (sum_dispatch, _) =
             ops::style_loss(gpu, channels, split, &partial, &gram, 0.0, &sum, &scratch);
@@ -656,6 +688,7 @@ struct BackwardBuilder<'b> {
     gpu: &'b Gpu,
     settings: &'b LossSettings,
     network_activations: &'b [GpuTensor],
+    network_textures: &'b [Option<wgpu::TextureView>],
     backward_convs: &'b [PackedConv],
     content_targets: &'b [GpuTensor],
     style_targets: &'b [StyleTarget],
@@ -740,7 +773,7 @@ impl BackwardBuilder<'_> {
             {
                 let channels = features.channels;
                 let pixels = features.height * features.width;
-                let split = GramSplit::for_shape(channels, pixels);
+                let split = GramSplit::for_gpu(gpu, channels, pixels);
                 let partial =
                     crate::gpu::create_storage(gpu, "partial Gram", split.partial_bytes(channels));
                 let difference = crate::gpu::create_storage(
@@ -751,7 +784,8 @@ impl BackwardBuilder<'_> {
                 let partial_count = (ops::gram_bytes(channels) / 16).div_ceil(64) as u32;
                 let partials = ops::partials_buffer(gpu, "style loss partials", partial_count);
                 let target = &self.style_targets[k];
-                program.push(ops::gram(gpu, features, split, &partial));
+                let texture = self.network_textures[index].as_ref();
+                program.extend(ops::gram(gpu, features, texture, split, &partial));
                 // An unnormalised Gram grows with the pixel count: rescale the
                 // target from the style image's size to this image's.
                 let target_scale = pixels as f32 / target.pixels;
@@ -769,10 +803,11 @@ impl BackwardBuilder<'_> {
                 let c2m2 = (channels as f64).powi(2) * (pixels as f64).powi(2);
                 let scale =
                     (f64::from(s.style_weight) * f64::from(s.style_layer_weights[k]) / c2m2) as f32;
-                program.push(ops::style_grad(
+                program.extend(ops::style_grad(
                     gpu,
                     &difference,
                     features,
+                    texture,
                     &d_features,
                     scale,
                     accumulate,
@@ -788,11 +823,18 @@ impl BackwardBuilder<'_> {
                 ));
             }
 
-            program.push(ops::relu_backward(gpu, features, &d_features));
-
+            // The ReLU backward is applied by each convolution below, on its input.
+            let mask = Some(features);
             let conv = &self.backward_convs[index];
             if index == 0 {
-                program.push(ops::conv3x3(gpu, conv, &d_features, self.d_image, false));
+                program.extend(ops::conv3x3(
+                    gpu,
+                    conv,
+                    &d_features,
+                    self.d_image,
+                    false,
+                    mask,
+                ));
             } else if layer.pool_before {
                 // conv backward into the pooled gradient, then the pool's backward
                 // into the previous layer's gradient, which reuses this buffer.
@@ -804,7 +846,7 @@ impl BackwardBuilder<'_> {
                     features.height,
                     features.width,
                 );
-                program.push(ops::conv3x3(gpu, conv, &d_features, &d_pooled, false));
+                program.extend(ops::conv3x3(gpu, conv, &d_features, &d_pooled, false, mask));
                 let d_previous = GpuTensor::view(
                     &ping_pong[current],
                     previous.channels,
@@ -826,7 +868,14 @@ impl BackwardBuilder<'_> {
                     previous.height,
                     previous.width,
                 );
-                program.push(ops::conv3x3(gpu, conv, &d_features, &d_previous, false));
+                program.extend(ops::conv3x3(
+                    gpu,
+                    conv,
+                    &d_features,
+                    &d_previous,
+                    false,
+                    mask,
+                ));
                 current = other;
             }
         }

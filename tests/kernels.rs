@@ -29,25 +29,30 @@ fn random_f32(len: usize, seed: u64, scale: f64) -> Vec<f32> {
         .collect()
 }
 
-fn run(gpu: &Gpu, dispatches: Vec<ops_dispatch::D>) {
+/// A list of single dispatches and programs, for `run`.
+macro_rules! parts {
+    ($($part:expr),* $(,)?) => {
+        vec![$(Program::from($part)),*]
+    };
+}
+
+/// Runs the parts in order, as one program.
+fn run(gpu: &Gpu, parts: Vec<Program>) {
     let mut program = Program::default();
-    for d in dispatches {
-        program.push(d);
+    for part in parts {
+        program.extend(part);
     }
     program.run(gpu, "test");
 }
 
-mod ops_dispatch {
-    pub type D = wgpu_style::gpu::Dispatch;
-}
-
 /// (in channels, out channels, height, width)
-const CONV_SHAPES: [(usize, usize, usize, usize); 5] = [
+const CONV_SHAPES: [(usize, usize, usize, usize); 6] = [
     (3, 5, 7, 5),
     (1, 3, 13, 9),
     (8, 20, 9, 13),
     (17, 7, 5, 3),
     (3, 64, 1, 6),
+    (37, 22, 11, 19),
 ];
 
 #[test]
@@ -62,7 +67,10 @@ fn conv3x3_forward_matches_reference() {
         let input = upload(gpu, &x);
         for relu in [false, true] {
             let output = GpuTensor::zeros(gpu, "test output", c_out, h, w);
-            run(gpu, vec![ops::conv3x3(gpu, &conv, &input, &output, relu)]);
+            run(
+                gpu,
+                parts![ops::conv3x3(gpu, &conv, &input, &output, relu, None)],
+            );
             let mut expected = reference::conv3x3_forward(&x, &weight, &bias, c_out);
             if relu {
                 expected = reference::relu(&expected);
@@ -84,13 +92,29 @@ fn conv3x3_backward_matches_reference() {
         let conv = PackedConv::backward(gpu, "test conv backward", &weight, c_in, c_out);
         let d_output = upload(gpu, &dy);
         let d_input = GpuTensor::zeros(gpu, "test d_input", c_in, h, w);
+        // Every other case fuses the ReLU backward of a random activation.
+        let activation = rounded(random_tensor(c_out, h, w, seed + 2, 1.0));
+        let masked = case % 2 == 0;
+        let mask = upload(gpu, &activation);
         run(
             gpu,
-            vec![ops::conv3x3(gpu, &conv, &d_output, &d_input, false)],
+            parts![ops::conv3x3(
+                gpu,
+                &conv,
+                &d_output,
+                &d_input,
+                false,
+                masked.then_some(&mask),
+            )],
         );
+        let dy = if masked {
+            reference::relu_backward(&activation, &dy)
+        } else {
+            dy
+        };
         let expected = reference::conv3x3_backward_input(&dy, &weight, c_in);
         let got = d_input.read_chw(gpu).unwrap();
-        let what = format!("conv3x3 backward {c_out}->{c_in} {h}x{w}");
+        let what = format!("conv3x3 backward {c_out}->{c_in} {h}x{w} masked={masked}");
         assert_close(&what, &got, &expected.data, 1e-5, 1e-5);
     }
 }
@@ -113,7 +137,7 @@ fn max_pool_forward_and_backward_match_reference() {
         let d_input = upload(gpu, &garbage);
         run(
             gpu,
-            vec![
+            parts![
                 ops::max_pool(gpu, &input, &output),
                 ops::max_pool_backward(gpu, &input, &d_output, &d_input),
             ],
@@ -154,7 +178,7 @@ fn max_pool_backward_breaks_ties_like_reference() {
     let d_input = GpuTensor::zeros(gpu, "d_input", c, h, w);
     run(
         gpu,
-        vec![ops::max_pool_backward(gpu, &input, &d_output, &d_input)],
+        parts![ops::max_pool_backward(gpu, &input, &d_output, &d_input)],
     );
     let expected = reference::max_pool2x2_backward(&x, &dy);
     assert_close(
@@ -175,7 +199,7 @@ fn relu_backward_matches_reference() {
         let dy = rounded(random_tensor(c, h, w, seed + 1, 1.0));
         let act = upload(gpu, &activation);
         let grad = upload(gpu, &dy);
-        run(gpu, vec![ops::relu_backward(gpu, &act, &grad)]);
+        run(gpu, parts![ops::relu_backward(gpu, &act, &grad)]);
         let expected = reference::relu_backward(&activation, &dy);
         let what = format!("relu_backward {c}x{h}x{w}");
         assert_close(
@@ -234,7 +258,7 @@ fn gram_style_loss_and_gradient_match_reference() {
         let features = upload(gpu, &f);
         let pixels = h * w;
         for split in [
-            GramSplit::for_shape(c, pixels),
+            GramSplit::for_gpu(gpu, c, pixels),
             GramSplit {
                 splits: 3,
                 pixels_per_split: pixels.div_ceil(3) as u32,
@@ -261,8 +285,8 @@ fn gram_style_loss_and_gradient_match_reference() {
             let scale = 3.0;
             run(
                 gpu,
-                vec![
-                    ops::gram(gpu, &features, split, &partial),
+                parts![
+                    ops::gram(gpu, &features, None, split, &partial),
                     diff_dispatch,
                     ops::reduce(
                         gpu,
@@ -276,6 +300,7 @@ fn gram_style_loss_and_gradient_match_reference() {
                         gpu,
                         &difference,
                         &features,
+                        None,
                         &d_features,
                         (scale / c2m2) as f32,
                         false,
@@ -327,7 +352,7 @@ fn style_target_rescales_with_pixel_count() {
     let f = reference::relu(&rounded(random_tensor(c, h, w, 42, 2.0)));
     let a = reference::gram(&reference::relu(&rounded(random_tensor(c, h, w, 43, 2.0))));
     let features = upload(gpu, &f);
-    let split = GramSplit::for_shape(c, h * w);
+    let split = GramSplit::for_gpu(gpu, c, h * w);
     let partial = create_storage(gpu, "partial", split.partial_bytes(c));
     let target = storage_with(gpu, "target", &pack_gram(&a, c));
     let difference = create_storage(gpu, "difference", ops::gram_bytes(c));
@@ -342,7 +367,10 @@ fn style_target_rescales_with_pixel_count() {
         &difference,
         &loss_partials,
     );
-    run(gpu, vec![ops::gram(gpu, &features, split, &partial), diff]);
+    run(
+        gpu,
+        parts![ops::gram(gpu, &features, None, split, &partial), diff],
+    );
     let g = reference::gram(&f);
     let expected: Vec<f64> = g.iter().zip(&a).map(|(g, a)| g - 0.25 * a).collect();
     let packed: Vec<f32> = read_buffer(gpu, &difference, ops::gram_bytes(c), None).unwrap();
@@ -374,7 +402,7 @@ fn content_loss_matches_reference() {
             let weight = 5.0;
             run(
                 gpu,
-                vec![
+                parts![
                     ops::content_loss(
                         gpu,
                         &features,
@@ -439,7 +467,7 @@ fn tv_loss_matches_reference() {
         let weight = 0.5;
         run(
             gpu,
-            vec![
+            parts![
                 ops::tv_loss(gpu, &image, &d_image, (weight / elements) as f32, &partials),
                 ops::reduce(
                     gpu,
@@ -486,7 +514,7 @@ fn reduce_sums_many_partials() {
         let losses = ops::partials_buffer(gpu, "losses", 3);
         run(
             gpu,
-            vec![ops::reduce(gpu, &partials, count as u32, &losses, 2, 0.5)],
+            parts![ops::reduce(gpu, &partials, count as u32, &losses, 2, 0.5)],
         );
         let got: Vec<f32> = read_buffer(gpu, &losses, 12, None).unwrap();
         let expected: f64 = 0.5 * values.iter().map(|&v| f64::from(v)).sum::<f64>();
@@ -536,7 +564,7 @@ fn adam_matches_reference_over_steps() {
         };
         gpu.queue
             .write_buffer(&adam.params, 0, bytemuck::bytes_of(&params));
-        run(gpu, vec![adam.step(gpu, &gradient, &image)]);
+        run(gpu, parts![adam.step(gpu, &gradient, &image)]);
         reference::adam_step(&mut x, &mut m, &mut v, &g, step, &settings);
     }
     assert_close(

@@ -59,8 +59,8 @@ impl Gpu {
         // Timestamp queries are optional: only the benchmark's per-kernel times use them.
         let mut optional =
             wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES;
-        // The subgroup convolution shares weights across 8 lanes; adapters with
-        // smaller subgroups (WARP has 4) use the plain kernel.
+        // The subgroup and tiled kernels share operands across 8 lanes; adapters
+        // with smaller subgroups (WARP has 4) use the plain kernels.
         let subgroups = adapter.features().contains(wgpu::Features::SUBGROUP)
             && info.subgroup_min_size >= 8
             && std::env::var_os("WGPU_STYLE_NO_SUBGROUPS").is_none();
@@ -83,7 +83,7 @@ impl Gpu {
                 adapter: info.name.clone(),
                 source,
             })?;
-        let kernels = Kernels::new(&device, subgroups);
+        let kernels = Kernels::new(&device, subgroups.then_some(info.subgroup_min_size));
         Ok(Gpu {
             adapter,
             device,

@@ -1,14 +1,20 @@
 //! Every compute pipeline, compiled once per device with an explicit bind group layout.
 
+use super::tiled_source::{tiled_source, Tile, TiledKind};
+
 /// Kind of one shader binding; a shader lists them in binding order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Binding {
     Uniform,
     ReadOnly,
     ReadWrite,
+    /// `texture_2d_array<f32>` of rgba32float texels, read with `textureLoad`.
+    Texture,
+    /// `texture_storage_2d_array<rgba32float, write>`.
+    StorageTexture,
 }
 
-use Binding::{ReadOnly, ReadWrite, Uniform};
+use Binding::{ReadOnly, ReadWrite, StorageTexture, Texture, Uniform};
 
 /// A WGSL source file, its entry point `main` and its bindings.
 struct ShaderSpec {
@@ -58,7 +64,13 @@ const ADAM: ShaderSpec = shader!(
     &[Uniform, ReadOnly, ReadWrite, ReadWrite, ReadWrite]
 );
 
-const ALL: [&ShaderSpec; 12] = [
+const GRAM_SUBGROUP: ShaderSpec = shader!("gram_subgroup", &[Uniform, Texture, ReadWrite]);
+const TO_TEXTURE: ShaderSpec =
+    shader!("to_texture", &[Uniform, ReadOnly, StorageTexture, ReadOnly]);
+/// Bindings of the generated tiled kernels (see `tiled_source`).
+const TILED_BINDINGS: &[Binding] = &[Uniform, Texture, Texture, ReadOnly, ReadWrite];
+
+const ALL: [&ShaderSpec; 14] = [
     &CONV3X3,
     &CONV3X3_SUBGROUP,
     &MAX_POOL,
@@ -71,11 +83,13 @@ const ALL: [&ShaderSpec; 12] = [
     &TV_LOSS,
     &REDUCE,
     &ADAM,
+    &GRAM_SUBGROUP,
+    &TO_TEXTURE,
 ];
 
-/// Name and WGSL source of every shader, for validation without an adapter.
-pub const SHADERS: [(&str, &str); 12] = {
-    let mut list = [("", ""); 12];
+/// Name and WGSL source of every shader file, for validation without an adapter.
+pub const SHADERS: [(&str, &str); 14] = {
+    let mut list = [("", ""); 14];
     let mut i = 0;
     while i < ALL.len() {
         list[i] = (ALL[i].name, ALL[i].source);
@@ -93,8 +107,18 @@ pub struct Kernel {
 
 impl Kernel {
     fn new(device: &wgpu::Device, spec: &ShaderSpec) -> Kernel {
-        let entries: Vec<wgpu::BindGroupLayoutEntry> = spec
-            .bindings
+        Self::compile(device, spec.name, spec.source, spec.bindings, &[])
+    }
+
+    /// Compiles `source` with values for its `override` constants.
+    fn compile(
+        device: &wgpu::Device,
+        name: &'static str,
+        source: &str,
+        bindings: &[Binding],
+        constants: &[(&str, f64)],
+    ) -> Kernel {
+        let entries: Vec<wgpu::BindGroupLayoutEntry> = bindings
             .iter()
             .enumerate()
             .map(|(index, binding)| wgpu::BindGroupLayoutEntry {
@@ -113,33 +137,46 @@ impl Kernel {
                         has_dynamic_offset: false,
                         min_binding_size: None,
                     },
+                    Texture => wgpu::BindingType::Texture {
+                        sample_type: wgpu::TextureSampleType::Float { filterable: false },
+                        view_dimension: wgpu::TextureViewDimension::D2Array,
+                        multisampled: false,
+                    },
+                    StorageTexture => wgpu::BindingType::StorageTexture {
+                        access: wgpu::StorageTextureAccess::WriteOnly,
+                        format: wgpu::TextureFormat::Rgba32Float,
+                        view_dimension: wgpu::TextureViewDimension::D2Array,
+                    },
                 },
                 count: None,
             })
             .collect();
         let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-            label: Some(spec.name),
+            label: Some(name),
             entries: &entries,
         });
         let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-            label: Some(spec.name),
+            label: Some(name),
             bind_group_layouts: &[Some(&layout)],
             immediate_size: 0,
         });
         let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: Some(spec.name),
-            source: wgpu::ShaderSource::Wgsl(spec.source.into()),
+            label: Some(name),
+            source: wgpu::ShaderSource::Wgsl(source.into()),
         });
         let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-            label: Some(spec.name),
+            label: Some(name),
             layout: Some(&pipeline_layout),
             module: &module,
             entry_point: Some("main"),
-            compilation_options: Default::default(),
+            compilation_options: wgpu::PipelineCompilationOptions {
+                constants,
+                ..Default::default()
+            },
             cache: None,
         });
         Kernel {
-            name: spec.name,
+            name,
             pipeline,
             layout,
         }
@@ -167,8 +204,56 @@ impl Kernel {
     }
 }
 
+/// Kernels that read inputs as textures and share operands with subgroup
+/// broadcasts; the device needs `Features::SUBGROUP` with subgroups of 8 or more.
+pub struct TiledKernels {
+    /// Tile of `conv3x3`; `gram` uses its workgroup size.
+    pub tile: Tile,
+    /// Tile of `pointwise`.
+    pub pointwise_tile: Tile,
+    /// Generated 3x3 convolution (forward and input gradient).
+    pub conv3x3: Kernel,
+    /// Generated 1x1 convolution by a symmetric matrix (the style gradient).
+    pub pointwise: Kernel,
+    pub gram: Kernel,
+    /// Copies a packed tensor into a texture array for the kernels above.
+    pub to_texture: Kernel,
+}
+
+impl TiledKernels {
+    fn new(device: &wgpu::Device, tile: Tile) -> TiledKernels {
+        let conv_source = tiled_source(TiledKind::Conv3x3, tile);
+        let pointwise_tile = tile;
+        let pointwise_source = tiled_source(TiledKind::Pointwise, pointwise_tile);
+        let workgroup = [("WORKGROUP_SIZE", f64::from(tile.workgroup_size))];
+        TiledKernels {
+            tile,
+            pointwise_tile,
+            conv3x3: Kernel::compile(device, "conv3x3_tiled", &conv_source, TILED_BINDINGS, &[]),
+            pointwise: Kernel::compile(
+                device,
+                "style_grad_tiled",
+                &pointwise_source,
+                TILED_BINDINGS,
+                &[],
+            ),
+            gram: Kernel::compile(
+                device,
+                GRAM_SUBGROUP.name,
+                GRAM_SUBGROUP.source,
+                GRAM_SUBGROUP.bindings,
+                &workgroup,
+            ),
+            to_texture: Kernel::new(device, &TO_TEXTURE),
+        }
+    }
+}
+
 /// All pipelines, compiled once when the device is opened.
 pub struct Kernels {
+    /// The texture-reading kernels, used instead of `conv3x3`, `gram` and
+    /// `style_grad` where the device supports them.
+    pub tiled: Option<TiledKernels>,
     /// `conv3x3`, or `conv3x3_subgroup` where the device has subgroups of at least 8.
     pub conv3x3: Kernel,
     pub max_pool: Kernel,
@@ -184,15 +269,19 @@ pub struct Kernels {
 }
 
 impl Kernels {
-    /// Compiles every kernel; `subgroups` selects the subgroup variant of the
-    /// convolution, which needs `Features::SUBGROUP` and subgroups of 8 or more.
-    pub fn new(device: &wgpu::Device, subgroups: bool) -> Kernels {
+    /// Compiles every kernel; `subgroup_size` (the adapter's smallest subgroup
+    /// size, where subgroups of 8 or more are enabled) selects the subgroup and
+    /// tiled kernels.
+    pub fn new(device: &wgpu::Device, subgroup_size: Option<u32>) -> Kernels {
+        let subgroups = subgroup_size.is_some();
         let conv = if subgroups {
             &CONV3X3_SUBGROUP
         } else {
             &CONV3X3
         };
         Kernels {
+            tiled: subgroup_size
+                .map(|size| TiledKernels::new(device, Tile::for_subgroup_size(size))),
             conv3x3: Kernel::new(device, conv),
             max_pool: Kernel::new(device, &MAX_POOL),
             max_pool_backward: Kernel::new(device, &MAX_POOL_BACKWARD),

@@ -7,8 +7,9 @@ use wgpu::util::DeviceExt;
 
 use super::context::Gpu;
 use super::kernels::Kernel;
-use super::program::Dispatch;
+use super::program::{Dispatch, Program};
 use super::tensor::{create_storage, GpuTensor};
+use super::tiled_source::Tile;
 
 /// Invocations per workgroup of every kernel except `reduce`.
 pub const WORKGROUP_SIZE: u32 = 64;
@@ -67,6 +68,8 @@ pub fn flat_workgroups(count: usize) -> ([u32; 3], u32) {
 /// transposed, for the input gradient.
 pub struct PackedConv {
     pub weights: wgpu::Buffer,
+    /// The same weights as a texture for the tiled kernel, where the device has it.
+    pub weights_texture: Option<wgpu::TextureView>,
     pub bias: wgpu::Buffer,
     /// Channels the packed kernel reads.
     pub in_channels: usize,
@@ -129,8 +132,33 @@ impl PackedConv {
                 contents: bytemuck::cast_slice(&bias_padded),
                 usage: wgpu::BufferUsages::STORAGE,
             });
+        // Row o of the texture is output group o: in_groups * 9 matrices of four
+        // columns, in the order of the packed buffer.
+        let weights_texture = gpu.kernels.tiled.as_ref().map(|_| {
+            let texture = gpu.device.create_texture_with_data(
+                &gpu.queue,
+                &wgpu::TextureDescriptor {
+                    label: Some(label),
+                    size: wgpu::Extent3d {
+                        width: (reads.div_ceil(4) * 36) as u32,
+                        height: padded_groups as u32,
+                        depth_or_array_layers: 1,
+                    },
+                    mip_level_count: 1,
+                    sample_count: 1,
+                    dimension: wgpu::TextureDimension::D2,
+                    format: wgpu::TextureFormat::Rgba32Float,
+                    usage: wgpu::TextureUsages::TEXTURE_BINDING,
+                    view_formats: &[],
+                },
+                wgpu::util::TextureDataOrder::LayerMajor,
+                bytemuck::cast_slice(packed),
+            );
+            array_view(&texture)
+        });
         PackedConv {
             weights,
+            weights_texture,
             bias,
             in_channels: reads,
             out_channels: writes,
@@ -193,14 +221,30 @@ struct ConvParams {
     apply_relu: u32,
 }
 
-/// `output = conv(input)` (+ bias, then ReLU when `relu`).
+/// `output = conv(input)` (+ bias, then ReLU when `relu`). With `relu_mask`
+/// the input is first multiplied by `relu_mask > 0`, the ReLU backward of the
+/// gradient `input` (`input` itself is left as it is with the tiled kernels).
+///
+/// With the tiled kernels this is two dispatches: the input's copy into a
+/// texture (see [`sample`]), then [`conv3x3_sampled`].
 pub fn conv3x3(
     gpu: &Gpu,
     conv: &PackedConv,
     input: &GpuTensor,
     output: &GpuTensor,
     relu: bool,
-) -> Dispatch {
+    relu_mask: Option<&GpuTensor>,
+) -> Program {
+    if gpu.kernels.tiled.is_some() {
+        let (copy, texture) = sample(gpu, input, relu_mask);
+        let mut program = Program::from(copy);
+        program.push(conv3x3_sampled(gpu, conv, &texture, input, output, relu));
+        return program;
+    }
+    let mut program = Program::default();
+    if let Some(mask) = relu_mask {
+        program.push(relu_backward(gpu, mask, input));
+    }
     assert_eq!(input.channels, conv.in_channels);
     assert_eq!(output.channels, conv.out_channels);
     assert_eq!((input.height, input.width), (output.height, output.width));
@@ -220,14 +264,243 @@ pub fn conv3x3(
         (output.groups() as u32).div_ceil(CONV_OUT_BLOCK),
         1,
     ];
-    let flops =
-        2.0 * 9.0 * (conv.in_channels * conv.out_channels * output.height * output.width) as f64;
     let kernel = &gpu.kernels.conv3x3;
     let bindings = [
         whole(&params),
         input.binding(),
         whole(&conv.weights),
         whole(&conv.bias),
+        output.binding(),
+    ];
+    program.push(dispatch(
+        gpu,
+        kernel,
+        &bindings,
+        workgroups,
+        conv_flops(conv, output),
+    ));
+    program
+}
+
+fn conv_flops(conv: &PackedConv, output: &GpuTensor) -> f64 {
+    2.0 * 9.0 * (conv.in_channels * conv.out_channels * output.height * output.width) as f64
+}
+
+/// `output = conv(input)` with the tiled kernel, reading `input` from `texture`,
+/// its copy made by [`sample`]. Needs the tiled kernels.
+pub fn conv3x3_sampled(
+    gpu: &Gpu,
+    conv: &PackedConv,
+    texture: &wgpu::TextureView,
+    input: &GpuTensor,
+    output: &GpuTensor,
+    relu: bool,
+) -> Dispatch {
+    assert_eq!(input.channels, conv.in_channels);
+    assert_eq!(output.channels, conv.out_channels);
+    assert_eq!((input.height, input.width), (output.height, output.width));
+    let tiled = gpu.kernels.tiled.as_ref().expect("the tiled kernels");
+    let weights = conv
+        .weights_texture
+        .as_ref()
+        .expect("weights packed with the tiled kernels");
+    assert_eq!(
+        CONV_OUT_BLOCK % tiled.tile.out_block,
+        0,
+        "weight rows are padded for CONV_OUT_BLOCK"
+    );
+    let shape = TiledShape {
+        in_groups: input.groups(),
+        out_groups: output.groups(),
+        relu,
+        accumulate: false,
+        scale: 1.0,
+    };
+    tiled_dispatch(
+        gpu,
+        &tiled.conv3x3,
+        tiled.tile,
+        shape,
+        [texture, weights],
+        &conv.bias,
+        output,
+        conv_flops(conv, output),
+    )
+}
+
+/// A texture copy of `tensor` for the tiled kernels, multiplied by
+/// `relu_mask > 0` when given: the copy's dispatch and the texture.
+pub fn sample(
+    gpu: &Gpu,
+    tensor: &GpuTensor,
+    relu_mask: Option<&GpuTensor>,
+) -> (Dispatch, wgpu::TextureView) {
+    let texture = texture_array(
+        gpu,
+        "tensor texture",
+        tensor.groups(),
+        tensor.height,
+        tensor.width,
+    );
+    let shape = (tensor.groups(), tensor.height, tensor.width);
+    if let Some(mask) = relu_mask {
+        assert_eq!(mask.len_vec4(), tensor.len_vec4());
+    }
+    let copy = copy_to_texture(
+        gpu,
+        tensor.binding(),
+        relu_mask.map(GpuTensor::binding),
+        shape,
+        &texture,
+    );
+    (copy, texture)
+}
+
+/// A 2D-array view of `texture`, the view type every texture binding uses.
+fn array_view(texture: &wgpu::Texture) -> wgpu::TextureView {
+    texture.create_view(&wgpu::TextureViewDescriptor {
+        dimension: Some(wgpu::TextureViewDimension::D2Array),
+        ..Default::default()
+    })
+}
+
+/// Creates an rgba32float texture array with `layers` layers of `height` x `width`
+/// texels that kernels can write and read.
+fn texture_array(
+    gpu: &Gpu,
+    label: &str,
+    layers: usize,
+    height: usize,
+    width: usize,
+) -> wgpu::TextureView {
+    let texture = gpu.device.create_texture(&wgpu::TextureDescriptor {
+        label: Some(label),
+        size: wgpu::Extent3d {
+            width: width as u32,
+            height: height as u32,
+            depth_or_array_layers: layers as u32,
+        },
+        mip_level_count: 1,
+        sample_count: 1,
+        dimension: wgpu::TextureDimension::D2,
+        format: wgpu::TextureFormat::Rgba32Float,
+        usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::STORAGE_BINDING,
+        view_formats: &[],
+    });
+    array_view(&texture)
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct ToTextureParams {
+    width: u32,
+    height: u32,
+    count: u32,
+    row_stride: u32,
+    use_mask: u32,
+    _pad: [u32; 3],
+}
+
+/// Copies the packed vec4 array `source` of `layers x height x width` elements
+/// into `destination`, a texture array of that shape, multiplied by `mask > 0`
+/// when given.
+fn copy_to_texture(
+    gpu: &Gpu,
+    source: wgpu::BindingResource<'_>,
+    mask: Option<wgpu::BindingResource<'_>>,
+    (layers, height, width): (usize, usize, usize),
+    destination: &wgpu::TextureView,
+) -> Dispatch {
+    let tiled = gpu
+        .kernels
+        .tiled
+        .as_ref()
+        .expect("texture copies need the tiled kernels");
+    let count = layers * height * width;
+    let (workgroups, row_stride) = flat_workgroups(count);
+    let params = ToTextureParams {
+        width: width as u32,
+        height: height as u32,
+        count: count as u32,
+        row_stride,
+        use_mask: mask.is_some() as u32,
+        _pad: [0; 3],
+    };
+    let params = uniform(gpu, "to_texture params", &params);
+    // Without a mask the source is bound in its place; the kernel does not read it.
+    let mask = mask.unwrap_or_else(|| source.clone());
+    let bindings = [
+        whole(&params),
+        source,
+        wgpu::BindingResource::TextureView(destination),
+        mask,
+    ];
+    dispatch(gpu, &tiled.to_texture, &bindings, workgroups, 0.0)
+}
+
+/// Channel counts and epilogue of one tiled dispatch (see `tiled_source`).
+#[derive(Clone, Copy)]
+struct TiledShape {
+    in_groups: usize,
+    out_groups: usize,
+    relu: bool,
+    accumulate: bool,
+    scale: f32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct TiledParams {
+    in_groups: u32,
+    out_groups: u32,
+    height: u32,
+    width: u32,
+    tiles_per_row: u32,
+    row_tiles: u32,
+    apply_relu: u32,
+    accumulate: u32,
+    scale: f32,
+    _pad: [u32; 3],
+}
+
+/// One dispatch of a generated tiled kernel writing `output`; `textures` are the
+/// input and the weights.
+#[allow(clippy::too_many_arguments)]
+fn tiled_dispatch(
+    gpu: &Gpu,
+    kernel: &Kernel,
+    tile: Tile,
+    shape: TiledShape,
+    textures: [&wgpu::TextureView; 2],
+    bias: &wgpu::Buffer,
+    output: &GpuTensor,
+    flops: f64,
+) -> Dispatch {
+    let tiles_per_row = (output.width as u32).div_ceil(tile.pixels);
+    let row_tiles = (output.height as u32).div_ceil(tile.rows);
+    let params = TiledParams {
+        in_groups: shape.in_groups as u32,
+        out_groups: shape.out_groups as u32,
+        height: output.height as u32,
+        width: output.width as u32,
+        tiles_per_row,
+        row_tiles,
+        apply_relu: shape.relu as u32,
+        accumulate: shape.accumulate as u32,
+        scale: shape.scale,
+        _pad: [0; 3],
+    };
+    let params = uniform(gpu, kernel.name, &params);
+    let workgroups = [
+        (tiles_per_row * row_tiles).div_ceil(tile.workgroup_size),
+        (shape.out_groups as u32).div_ceil(tile.out_block),
+        1,
+    ];
+    let bindings = [
+        whole(&params),
+        wgpu::BindingResource::TextureView(textures[0]),
+        wgpu::BindingResource::TextureView(textures[1]),
+        whole(bias),
         output.binding(),
     ];
     dispatch(gpu, kernel, &bindings, workgroups, flops)
@@ -328,13 +601,31 @@ pub struct GramSplit {
 }
 
 impl GramSplit {
-    /// Enough splits to give a wide GPU about 16k invocations, with at least 64
-    /// pixels per split so that each invocation still amortises its stores.
-    pub fn for_shape(channels: usize, pixels: usize) -> GramSplit {
-        let blocks = (channels.div_ceil(4) as u32).div_ceil(GRAM_BLOCK);
-        let tiles = blocks * blocks;
-        let target_splits = 16384u32.div_ceil(tiles);
-        let max_splits = (pixels as u32).div_ceil(64).max(1);
+    /// The split for the Gram kernel `gpu` uses.
+    pub fn for_gpu(gpu: &Gpu, channels: usize, pixels: usize) -> GramSplit {
+        Self::for_shape(gpu.kernels.tiled.is_some(), channels, pixels)
+    }
+
+    /// The split for `gram_subgroup` when `tiled`, else for `gram`.
+    ///
+    /// `gram` runs one invocation per 2x2 block of channel groups: enough splits
+    /// to give a wide GPU about 16k invocations, with at least 64 pixels per
+    /// split so that each invocation still amortises its stores.
+    ///
+    /// `gram_subgroup` runs one invocation per 4 row groups x 2 column groups;
+    /// every split adds a partial matrix that `style_loss` must sum, so it aims
+    /// at about 1k invocations and at least 512 pixels per split.
+    // TODO: measure the split on hardware GPUs, which want more invocations.
+    pub fn for_shape(tiled: bool, channels: usize, pixels: usize) -> GramSplit {
+        let groups = channels.div_ceil(4) as u32;
+        let (tiles, target, min_pixels) = if tiled {
+            (groups.div_ceil(2) * groups.div_ceil(4), 1024u32, 512u32)
+        } else {
+            let blocks = groups.div_ceil(GRAM_BLOCK);
+            (blocks * blocks, 16384, 64)
+        };
+        let target_splits = target.div_ceil(tiles);
+        let max_splits = (pixels as u32).div_ceil(min_pixels).max(1);
         let splits = target_splits.clamp(1, max_splits);
         let pixels_per_split = (pixels as u32).div_ceil(splits);
         // Recompute so that no split is empty.
@@ -368,13 +659,64 @@ struct GramParams {
     blocks_per_side: u32,
 }
 
-/// Partial Gram matrices of `features` into `partial` (see [`GramSplit`]).
-pub fn gram(gpu: &Gpu, features: &GpuTensor, split: GramSplit, partial: &wgpu::Buffer) -> Dispatch {
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct GramSubgroupParams {
+    groups: u32,
+    pixels: u32,
+    pixels_per_split: u32,
+    width: u32,
+}
+
+/// Partial Gram matrices of `features` into `partial` (see [`GramSplit`]). The
+/// tiled kernel reads `texture`, a current copy of `features` from [`sample`],
+/// or makes its own copy when it is `None`.
+pub fn gram(
+    gpu: &Gpu,
+    features: &GpuTensor,
+    texture: Option<&wgpu::TextureView>,
+    split: GramSplit,
+    partial: &wgpu::Buffer,
+) -> Program {
     let pixels = features.height * features.width;
     assert!(partial.size() >= split.partial_bytes(features.channels));
-    let blocks_per_side = (features.groups() as u32).div_ceil(GRAM_BLOCK);
+    let flops = 2.0 * (features.channels * features.channels * pixels) as f64;
+    let groups = features.groups() as u32;
+    if let Some(tiled) = &gpu.kernels.tiled {
+        let mut program = Program::default();
+        let owned;
+        let texture = match texture {
+            Some(texture) => texture,
+            None => {
+                let (copy, copied) = sample(gpu, features, None);
+                program.push(copy);
+                owned = copied;
+                &owned
+            }
+        };
+        let params = GramSubgroupParams {
+            groups,
+            pixels: pixels as u32,
+            pixels_per_split: split.pixels_per_split,
+            width: features.width as u32,
+        };
+        let params = uniform(gpu, "gram_subgroup params", &params);
+        let workgroups = [
+            groups.div_ceil(2).div_ceil(tiled.tile.workgroup_size),
+            groups.div_ceil(4),
+            split.splits,
+        ];
+        let bindings = [
+            whole(&params),
+            wgpu::BindingResource::TextureView(texture),
+            whole(partial),
+        ];
+        program.push(dispatch(gpu, &tiled.gram, &bindings, workgroups, flops));
+        return program;
+    }
+    let blocks_per_side = groups.div_ceil(GRAM_BLOCK);
     let params = GramParams {
-        groups: features.groups() as u32,
+        groups,
         pixels: pixels as u32,
         pixels_per_split: split.pixels_per_split,
         blocks_per_side,
@@ -385,9 +727,8 @@ pub fn gram(gpu: &Gpu, features: &GpuTensor, split: GramSplit, partial: &wgpu::B
         split.splits,
         1,
     ];
-    let flops = 2.0 * (features.channels * features.channels * pixels) as f64;
     let bindings = [whole(&params), features.binding(), whole(partial)];
-    dispatch(gpu, &gpu.kernels.gram, &bindings, workgroups, flops)
+    dispatch(gpu, &gpu.kernels.gram, &bindings, workgroups, flops).into()
 }
 
 #[repr(C)]
@@ -449,19 +790,66 @@ struct StyleGradParams {
     accumulate: u32,
 }
 
-/// `d_features (+)= scale * D F` for the Gram difference D.
+/// `d_features (+)= scale * D F` for the Gram difference D. The tiled kernel
+/// reads D from a texture copy and F from `texture`, a current copy of
+/// `features` from [`sample`], or from its own copy when it is `None`.
+#[allow(clippy::too_many_arguments)]
 pub fn style_grad(
     gpu: &Gpu,
     difference: &wgpu::Buffer,
     features: &GpuTensor,
+    texture: Option<&wgpu::TextureView>,
     d_features: &GpuTensor,
     scale: f32,
     accumulate: bool,
-) -> Dispatch {
+) -> Program {
     assert_eq!(features.len_vec4(), d_features.len_vec4());
     let pixels = features.height * features.width;
+    let flops = 2.0 * (features.channels * features.channels * pixels) as f64;
+    let groups = features.groups();
+    if let Some(tiled) = &gpu.kernels.tiled {
+        // D is one layer of 4 * groups rows of `groups` vec4.
+        let d_shape = (1, 4 * groups, groups);
+        let d_texture = texture_array(gpu, "Gram difference texture", 1, 4 * groups, groups);
+        let zero_bias = create_storage(gpu, "zero bias", (groups * 16) as u64);
+        let mut program = Program::from(copy_to_texture(
+            gpu,
+            whole(difference),
+            None,
+            d_shape,
+            &d_texture,
+        ));
+        let owned;
+        let f_texture = match texture {
+            Some(texture) => texture,
+            None => {
+                let (copy, copied) = sample(gpu, features, None);
+                program.push(copy);
+                owned = copied;
+                &owned
+            }
+        };
+        let shape = TiledShape {
+            in_groups: groups,
+            out_groups: groups,
+            relu: false,
+            accumulate,
+            scale,
+        };
+        program.push(tiled_dispatch(
+            gpu,
+            &tiled.pointwise,
+            tiled.pointwise_tile,
+            shape,
+            [f_texture, &d_texture],
+            &zero_bias,
+            d_features,
+            flops,
+        ));
+        return program;
+    }
     let params = StyleGradParams {
-        groups: features.groups() as u32,
+        groups: groups as u32,
         pixels: pixels as u32,
         scale,
         accumulate: accumulate as u32,
@@ -471,17 +859,16 @@ pub fn style_grad(
         (pixels as u32)
             .div_ceil(STYLE_GRAD_PIXELS)
             .div_ceil(WORKGROUP_SIZE),
-        (features.groups() as u32).div_ceil(STYLE_GRAD_OUT_BLOCK),
+        (groups as u32).div_ceil(STYLE_GRAD_OUT_BLOCK),
         1,
     ];
-    let flops = 2.0 * (features.channels * features.channels * pixels) as f64;
     let bindings = [
         whole(&params),
         whole(difference),
         features.binding(),
         d_features.binding(),
     ];
-    dispatch(gpu, &gpu.kernels.style_grad, &bindings, workgroups, flops)
+    dispatch(gpu, &gpu.kernels.style_grad, &bindings, workgroups, flops).into()
 }
 
 #[repr(C)]

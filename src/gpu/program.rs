@@ -29,6 +29,14 @@ pub struct KernelTiming {
     pub flops: f64,
 }
 
+impl From<Dispatch> for Program {
+    fn from(dispatch: Dispatch) -> Program {
+        Program {
+            dispatches: vec![dispatch],
+        }
+    }
+}
+
 impl Program {
     pub fn push(&mut self, dispatch: Dispatch) {
         self.dispatches.push(dispatch);
@@ -109,11 +117,17 @@ impl Program {
         let staging = create_staging(gpu, "timestamp staging", bytes);
         let ticks: Vec<u64> = read_buffer(gpu, &resolve, bytes, Some(&staging))?;
         let period_ns = f64::from(gpu.queue.get_timestamp_period());
-
-        let mut timings: Vec<KernelTiming> = Vec::new();
-        for (index, dispatch) in self.dispatches.iter().enumerate() {
+        let milliseconds = (0..self.dispatches.len()).map(|index| {
             let elapsed = ticks[2 * index + 1].saturating_sub(ticks[2 * index]);
-            let milliseconds = elapsed as f64 * period_ns * 1e-6;
+            elapsed as f64 * period_ns * 1e-6
+        });
+        Ok(self.per_kernel(milliseconds))
+    }
+
+    /// Sums per-dispatch times by kernel, in the order kernels first appear.
+    fn per_kernel(&self, milliseconds: impl Iterator<Item = f64>) -> Vec<KernelTiming> {
+        let mut timings: Vec<KernelTiming> = Vec::new();
+        for (dispatch, milliseconds) in self.dispatches.iter().zip(milliseconds) {
             match timings.iter_mut().find(|t| t.kernel == dispatch.kernel) {
                 Some(timing) => {
                     timing.dispatches += 1;
@@ -128,6 +142,6 @@ impl Program {
                 }),
             }
         }
-        Ok(timings)
+        timings
     }
 }
