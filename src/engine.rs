@@ -549,11 +549,17 @@ impl<'a> Engine<'a> {
         Ok((report, gradient))
     }
 
-    /// Runs one iteration with a timestamp around every dispatch and returns the
-    /// GPU time per kernel. Needs timestamp query support ([`Gpu::has_timestamps`]).
+    /// Runs one iteration and returns the time per kernel: from a timestamp
+    /// around every dispatch, which needs timestamp queries, or on a CPU adapter from the host's clock
+    /// around each dispatch run on its own ([`Gpu::can_time_kernels`]).
     pub fn time_kernels(&mut self) -> Result<Vec<KernelTiming>, EngineError> {
         self.step += 1;
         self.write_adam_params(self.step);
+        if self.gpu.is_software() {
+            let mut timings = self.loss_and_gradient.run_host_timed(self.gpu);
+            timings.extend(self.adam_step.run_host_timed(self.gpu));
+            return Ok(timings);
+        }
         let mut timings = self.loss_and_gradient.run_timed(self.gpu)?;
         timings.extend(self.adam_step.run_timed(self.gpu)?);
         Ok(timings)

@@ -294,7 +294,7 @@ pub fn bench(config: &BenchConfig) -> anyhow::Result<()> {
         style_weight: 100.0,
         tv_weight: 0.0,
     };
-    if !gpu.has_timestamps() {
+    if !gpu.can_time_kernels() {
         println!("(this adapter has no timestamp queries: no per-kernel times)");
     }
     for &size in &config.sizes {

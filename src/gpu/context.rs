@@ -99,6 +99,12 @@ impl Gpu {
         self.info.device_type == wgpu::DeviceType::Cpu
     }
 
+    /// Returns whether per-kernel times can be measured: on a CPU adapter by the
+    /// host's clock, elsewhere with timestamp queries.
+    pub fn can_time_kernels(&self) -> bool {
+        self.is_software() || self.has_timestamps()
+    }
+
     /// Returns whether per-dispatch timestamp queries are available.
     pub fn has_timestamps(&self) -> bool {
         self.device

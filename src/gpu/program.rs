@@ -124,6 +124,30 @@ impl Program {
         Ok(self.per_kernel(milliseconds))
     }
 
+    /// Runs the program once, submitting and waiting for each dispatch on its
+    /// own, and returns the host's wall-clock time per kernel. On a CPU adapter,
+    /// which executes the work on the host, this is the kernel time; its
+    /// timestamp queries do not wait for the dispatches they surround.
+    pub fn run_host_timed(&self, gpu: &Gpu) -> Vec<KernelTiming> {
+        let mut milliseconds = Vec::with_capacity(self.dispatches.len());
+        for dispatch in &self.dispatches {
+            let program = Program {
+                dispatches: vec![Dispatch {
+                    kernel: dispatch.kernel,
+                    pipeline: dispatch.pipeline.clone(),
+                    bind_group: dispatch.bind_group.clone(),
+                    workgroups: dispatch.workgroups,
+                    flops: dispatch.flops,
+                }],
+            };
+            let start = std::time::Instant::now();
+            program.run(gpu, dispatch.kernel);
+            gpu.wait_idle();
+            milliseconds.push(start.elapsed().as_secs_f64() * 1e3);
+        }
+        self.per_kernel(milliseconds.into_iter())
+    }
+
     /// Sums per-dispatch times by kernel, in the order kernels first appear.
     fn per_kernel(&self, milliseconds: impl Iterator<Item = f64>) -> Vec<KernelTiming> {
         let mut timings: Vec<KernelTiming> = Vec::new();
