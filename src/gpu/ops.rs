@@ -328,8 +328,8 @@ pub fn conv3x3_sampled(
     )
 }
 
-/// A texture copy of `tensor` for the tiled kernels, multiplied by
-/// `relu_mask > 0` when given: the copy's dispatch and the texture.
+/// Creates a texture copy of `tensor` for the tiled kernels, multiplied by
+/// `relu_mask > 0` when given, and returns the copy's dispatch and the texture.
 pub fn sample(
     gpu: &Gpu,
     tensor: &GpuTensor,
@@ -356,7 +356,23 @@ pub fn sample(
     (copy, texture)
 }
 
-/// A 2D-array view of `texture`, the view type every texture binding uses.
+/// Returns `texture`, a current copy of `tensor`, or else a new copy whose
+/// dispatch is appended to `program`.
+fn texture_or_copy(
+    gpu: &Gpu,
+    tensor: &GpuTensor,
+    texture: Option<&wgpu::TextureView>,
+    program: &mut Program,
+) -> wgpu::TextureView {
+    if let Some(texture) = texture {
+        return texture.clone();
+    }
+    let (copy, texture) = sample(gpu, tensor, None);
+    program.push(copy);
+    texture
+}
+
+/// Creates a 2D-array view of `texture`, the view type every texture binding uses.
 fn array_view(texture: &wgpu::Texture) -> wgpu::TextureView {
     texture.create_view(&wgpu::TextureViewDescriptor {
         dimension: Some(wgpu::TextureViewDimension::D2Array),
@@ -684,16 +700,7 @@ pub fn gram(
     let groups = features.groups() as u32;
     if let Some(tiled) = &gpu.kernels.tiled {
         let mut program = Program::default();
-        let owned;
-        let texture = match texture {
-            Some(texture) => texture,
-            None => {
-                let (copy, copied) = sample(gpu, features, None);
-                program.push(copy);
-                owned = copied;
-                &owned
-            }
-        };
+        let texture = texture_or_copy(gpu, features, texture, &mut program);
         let params = GramSubgroupParams {
             groups,
             pixels: pixels as u32,
@@ -708,7 +715,7 @@ pub fn gram(
         ];
         let bindings = [
             whole(&params),
-            wgpu::BindingResource::TextureView(texture),
+            wgpu::BindingResource::TextureView(&texture),
             whole(partial),
         ];
         program.push(dispatch(gpu, &tiled.gram, &bindings, workgroups, flops));
@@ -819,16 +826,7 @@ pub fn style_grad(
             d_shape,
             &d_texture,
         ));
-        let owned;
-        let f_texture = match texture {
-            Some(texture) => texture,
-            None => {
-                let (copy, copied) = sample(gpu, features, None);
-                program.push(copy);
-                owned = copied;
-                &owned
-            }
-        };
+        let f_texture = texture_or_copy(gpu, features, texture, &mut program);
         let shape = TiledShape {
             in_groups: groups,
             out_groups: groups,
@@ -841,7 +839,7 @@ pub fn style_grad(
             &tiled.pointwise,
             tiled.pointwise_tile,
             shape,
-            [f_texture, &d_texture],
+            [&f_texture, &d_texture],
             &zero_bias,
             d_features,
             flops,

@@ -125,9 +125,10 @@ impl Program {
     }
 
     /// Runs the program once, submitting and waiting for each dispatch on its
-    /// own, and returns the host's wall-clock time per kernel. On a CPU adapter,
-    /// which executes the work on the host, this is the kernel time; its
-    /// timestamp queries do not wait for the dispatches they surround.
+    /// own, and returns the host's wall-clock time per kernel. A CPU adapter
+    /// executes the work on the host, so there this is the kernel time. Its
+    /// timestamp queries are no use because they do not wait for the dispatches
+    /// they surround.
     pub fn run_host_timed(&self, gpu: &Gpu) -> Vec<KernelTiming> {
         let mut milliseconds = Vec::with_capacity(self.dispatches.len());
         for dispatch in &self.dispatches {

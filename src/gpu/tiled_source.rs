@@ -24,7 +24,7 @@
 
 use std::fmt::Write;
 
-/// Which kernel to generate.
+/// Kind of kernel to generate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TiledKind {
     Conv3x3,
@@ -45,8 +45,8 @@ pub struct Tile {
 }
 
 impl Tile {
-    /// The shape measured fastest on a software adapter with 8-wide subgroups;
-    /// `workgroup_size` follows the adapter's subgroup size.
+    /// Returns the shape measured fastest on a software adapter with 8-wide
+    /// subgroups, with `workgroup_size` following the adapter's subgroup size.
     pub fn for_subgroup_size(subgroup_size: u32) -> Tile {
         Tile {
             pixels: 8,
@@ -74,7 +74,9 @@ pub fn tiled_source(kind: TiledKind, tile: Tile) -> String {
         out_block,
         workgroup_size,
     } = tile;
-    assert!(pixels >= 1 && rows >= 1 && out_block >= 1);
+    assert!(pixels >= 1, "a tile needs at least one pixel");
+    assert!(rows >= 1, "a tile needs at least one row");
+    assert!(out_block >= 1, "a tile needs at least one output group");
     assert!(
         columns(kind, tile).is_multiple_of(8),
         "the 8 sharing lanes need whole rounds"
