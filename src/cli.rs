@@ -310,6 +310,10 @@ pub struct BenchArgs {
     /// hardware adapter, the software one only when there is no other].
     #[arg(long, value_name = "NAME")]
     pub adapter: Option<String>,
+
+    /// VGG-16 weights file (safetensors).
+    #[arg(long, value_name = "FILE", default_value = DEFAULT_WEIGHTS_PATH)]
+    pub weights: PathBuf,
 }
 
 /// Action that the command line requests, after validation.
@@ -356,6 +360,8 @@ pub struct BenchConfig {
     pub iterations: u32,
     /// Case-insensitive substring of the adapter name, already lowercased.
     pub adapter: Option<String>,
+    /// VGG-16 weights file. Its existence is not checked here.
+    pub weights: PathBuf,
 }
 
 /// An invalid command line, found before any GPU work.
@@ -560,6 +566,7 @@ pub fn validate_bench(args: BenchArgs) -> Result<BenchConfig, CliError> {
         sizes: args.sizes,
         iterations: args.iterations,
         adapter: validate_adapter(args.adapter)?,
+        weights: args.weights,
     })
 }
 
@@ -1147,6 +1154,7 @@ mod tests {
             sizes: vec![128, 256],
             iterations: DEFAULT_BENCH_ITERATIONS,
             adapter: None,
+            weights: PathBuf::from(DEFAULT_WEIGHTS_PATH),
         };
         assert_eq!(resolve(args).unwrap(), Action::Bench(expected));
     }
@@ -1162,12 +1170,15 @@ mod tests {
             "3",
             "--adapter",
             "Radeon",
+            "--weights",
+            "/opt/vgg16.safetensors",
         ])
         .unwrap();
         let expected = BenchConfig {
             sizes: vec![64, 512, 1024],
             iterations: 3,
             adapter: Some("radeon".to_string()),
+            weights: PathBuf::from("/opt/vgg16.safetensors"),
         };
         assert_eq!(resolve(args).unwrap(), Action::Bench(expected));
     }

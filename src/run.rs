@@ -282,7 +282,7 @@ pub fn style_transfer(config: &RunConfig) -> anyhow::Result<Outcome> {
 
 /// Runs the benchmark at each configured size and prints the figures.
 pub fn bench(config: &BenchConfig) -> anyhow::Result<()> {
-    let weights = Vgg16Weights::load(&Vgg16Weights::default_path())?;
+    let weights = Vgg16Weights::load(&config.weights)?;
     let gpu = Gpu::new(config.adapter.as_deref())?;
     println!("adapter: {}", gpu.describe());
     let settings = LossSettings {
