@@ -99,6 +99,12 @@ pub enum ImageIoError {
     Decode { path: PathBuf, cause: ImageError },
 
     #[error(
+        "{path} is a truncated JPEG: its image data or end-of-image marker is missing: export \
+         or download the file again"
+    )]
+    TruncatedJpeg { path: PathBuf },
+
+    #[error(
         "unsupported output extension '{extension}' in {path}: use one of {OUTPUT_EXTENSIONS}"
     )]
     UnsupportedOutputExtension { path: PathBuf, extension: String },
@@ -160,6 +166,15 @@ pub fn load_image(path: &Path) -> Result<RgbImage, ImageIoError> {
             path: path.to_path_buf(),
         });
     }
+    // The JPEG decoder fills the rows of a truncated file with grey and succeeds.
+    if reader.format() == Some(ImageFormat::Jpeg) {
+        let bytes = fs::read(path).map_err(|cause| read_error(path, cause))?;
+        if jpeg_is_truncated(&bytes) {
+            return Err(ImageIoError::TruncatedJpeg {
+                path: path.to_path_buf(),
+            });
+        }
+    }
 
     let mut decoder = reader
         .into_decoder()
@@ -172,6 +187,17 @@ pub fn load_image(path: &Path) -> Result<RgbImage, ImageIoError> {
     image.apply_orientation(orientation);
 
     Ok(to_rgb(&image))
+}
+
+/// Returns whether a JPEG stream has no start-of-scan marker (FF DA), or no
+/// end-of-image marker (FF D9) after its last one. Entropy-coded data escapes
+/// every FF byte, so FF D9 appears there only as the real marker.
+fn jpeg_is_truncated(bytes: &[u8]) -> bool {
+    let marker_at = |marker: u8| bytes.windows(2).rposition(|pair| pair == [0xFF, marker]);
+    match (marker_at(0xDA), marker_at(0xD9)) {
+        (Some(scan), Some(end)) => end < scan,
+        (Some(_), None) | (None, _) => true,
+    }
 }
 
 fn read_error(path: &Path, cause: io::Error) -> ImageIoError {
@@ -752,6 +778,36 @@ mod tests {
         result
     }
 
+    #[test]
+    fn load_jpeg_cut_inside_scan() {
+        let dir = temp_dir();
+        let jpeg = jpeg_with_orientation(1);
+        let whole = dir.path().join("whole.jpg");
+        fs::write(&whole, &jpeg).unwrap();
+        assert!(load_image(&whole).is_ok(), "the complete file loads");
+
+        // Cut inside the entropy-coded data, after the start-of-scan header.
+        let scan = jpeg
+            .windows(2)
+            .rposition(|pair| pair == [0xFF, 0xDA])
+            .unwrap();
+        let cut = dir.path().join("cut.jpg");
+        fs::write(&cut, &jpeg[..scan + (jpeg.len() - scan) / 2]).unwrap();
+        let error = load_image(&cut).unwrap_err();
+        assert!(
+            matches!(error, ImageIoError::TruncatedJpeg { .. }),
+            "unexpected error: {error}"
+        );
+        assert!(error.to_string().contains("cut.jpg"), "message: {error}");
+
+        // Bytes after the end-of-image marker (padding some tools add) are accepted.
+        let padded = dir.path().join("padded.jpg");
+        let mut with_tail = jpeg.clone();
+        with_tail.extend_from_slice(&[0u8; 16]);
+        fs::write(&padded, &with_tail).unwrap();
+        assert!(load_image(&padded).is_ok(), "trailing bytes load");
+    }
+
     fn is_red(pixel: [f32; 3]) -> bool {
         pixel[0] > 200.0 && pixel[1] < 60.0 && pixel[2] < 60.0
     }
@@ -1098,10 +1154,11 @@ mod tests {
         let dir = temp_dir();
         let path = dir.path().join("truncated.jpg");
         let full = jpeg_with_orientation(1);
+        // A third of this file ends in its headers, before any image data.
         fs::write(&path, &full[..full.len() / 3]).unwrap();
 
         let err = load_image(&path).unwrap_err();
-        assert!(matches!(err, ImageIoError::Decode { .. }), "{err:?}");
+        assert!(matches!(err, ImageIoError::TruncatedJpeg { .. }), "{err:?}");
     }
 
     #[test]
