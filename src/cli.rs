@@ -161,7 +161,7 @@ pub struct Args {
     pub style_layer_weights: Option<Vec<f32>>,
 
     /// Weight alpha of the content loss in the total loss. Only the ratio to
-    /// --style-weight matters: the default 100 keeps the photo recognisable while its
+    /// --style-weight matters: the default ratio of 100 keeps the photo recognisable while its
     /// textures and colours follow the painting; raise it to keep more of the photo.
     #[arg(
         long,

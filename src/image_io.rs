@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use image::codecs::jpeg::JpegEncoder;
+use image::codecs::pnm::{PnmEncoder, PnmSubtype, SampleEncoding};
 use image::{DynamicImage, ImageDecoder, ImageError, ImageFormat, ImageReader};
 use thiserror::Error;
 
@@ -35,6 +36,10 @@ const OUTPUT_FORMATS: [(&str, ImageFormat); 10] = [
 ];
 
 /// The extensions of [`OUTPUT_FORMATS`] as one string, for messages.
+/// Largest allocation the decoders may make for one input image: a 16-bit RGBA
+/// image of about 16k x 16k pixels, far more than the network can process.
+const MAX_DECODE_BYTES: u64 = 2 << 30;
+
 const OUTPUT_EXTENSIONS: &str = "png, jpg, jpeg, bmp, tif, tiff, webp, tga, ppm, qoi";
 
 /// JPEG quality (1..=100) for saved images. The image crate's default is 75, and a higher
@@ -97,6 +102,19 @@ pub enum ImageIoError {
 
     #[error("failed to decode {path}: {cause}: the file may be corrupt or truncated")]
     Decode { path: PathBuf, cause: ImageError },
+
+    #[error(
+        "{path} is {width}x{height} pixels, too large to decode: it needs {} MiB and the limit \
+         is {} MiB; scale it down first",
+        bytes >> 20,
+        MAX_DECODE_BYTES >> 20
+    )]
+    TooLargeToDecode {
+        path: PathBuf,
+        width: u32,
+        height: u32,
+        bytes: u64,
+    },
 
     #[error(
         "{path} is a truncated JPEG: its image data or end-of-image marker is missing: export \
@@ -179,6 +197,17 @@ pub fn load_image(path: &Path) -> Result<RgbImage, ImageIoError> {
     let mut decoder = reader
         .into_decoder()
         .map_err(|cause| decode_error(path, cause))?;
+    // A header can claim any size, and decoding allocates the whole image at once.
+    let (width, height) = decoder.dimensions();
+    let bytes = decoder.total_bytes();
+    if bytes > MAX_DECODE_BYTES {
+        return Err(ImageIoError::TooLargeToDecode {
+            path: path.to_path_buf(),
+            width,
+            height,
+            bytes,
+        });
+    }
     let orientation = decoder
         .orientation()
         .map_err(|cause| decode_error(path, cause))?;
@@ -512,6 +541,10 @@ fn encode(buffer: &image::RgbImage, format: ImageFormat) -> Result<Vec<u8>, Imag
     let mut encoded = Cursor::new(Vec::new());
     if format == ImageFormat::Jpeg {
         buffer.write_with_encoder(JpegEncoder::new_with_quality(&mut encoded, JPEG_QUALITY))?;
+    } else if format == ImageFormat::Pnm {
+        // The PNM encoder's default for RGB is PAM (P7); a .ppm file is a binary pixmap (P6).
+        let subtype = PnmSubtype::Pixmap(SampleEncoding::Binary);
+        buffer.write_with_encoder(PnmEncoder::new(&mut encoded).with_subtype(subtype))?;
     } else {
         buffer.write_to(&mut encoded, format)?;
     }
@@ -776,6 +809,46 @@ mod tests {
         result.extend_from_slice(&app1);
         result.extend_from_slice(&jpeg[2..]);
         result
+    }
+
+    #[test]
+    fn load_rejects_huge_header() {
+        // A valid PNG header that claims 100000 x 100000 RGB pixels, with almost no data.
+        let mut header = Vec::new();
+        header.extend_from_slice(&100_000u32.to_be_bytes());
+        header.extend_from_slice(&100_000u32.to_be_bytes());
+        header.extend_from_slice(&[8, 2, 0, 0, 0]);
+        let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+        png.extend(png_chunk(b"IHDR", &header));
+        png.extend(png_chunk(b"IDAT", &zlib_stored(&[0; 64])));
+        png.extend(png_chunk(b"IEND", &[]));
+        let dir = temp_dir();
+        let path = dir.path().join("huge.png");
+        fs::write(&path, &png).unwrap();
+
+        let error = load_image(&path).unwrap_err();
+        assert!(
+            matches!(error, ImageIoError::TooLargeToDecode { .. }),
+            "unexpected error: {error}"
+        );
+        assert!(
+            error.to_string().contains("100000x100000"),
+            "message: {error}"
+        );
+    }
+
+    #[test]
+    fn save_ppm_writes_binary_pixmap() {
+        let dir = temp_dir();
+        let path = dir.path().join("out.ppm");
+        let image = RgbImage {
+            width: 4,
+            height: 2,
+            data: vec![128.0; 3 * 4 * 2],
+        };
+        save_image(&path, &image).unwrap();
+        let bytes = fs::read(&path).unwrap();
+        assert_eq!(&bytes[..2], b"P6", "a .ppm file starts with the P6 magic");
     }
 
     #[test]

@@ -640,12 +640,15 @@ impl GramSplit {
             let blocks = groups.div_ceil(GRAM_BLOCK);
             (blocks * blocks, 16384, 64)
         };
+        // Sizes past u32 are rejected by the size checks that call this; saturate
+        // instead of wrapping so that they get that far.
+        let pixels = u32::try_from(pixels).unwrap_or(u32::MAX).max(1);
         let target_splits = target.div_ceil(tiles);
-        let max_splits = (pixels as u32).div_ceil(min_pixels).max(1);
+        let max_splits = pixels.div_ceil(min_pixels).max(1);
         let splits = target_splits.clamp(1, max_splits);
-        let pixels_per_split = (pixels as u32).div_ceil(splits);
+        let pixels_per_split = pixels.div_ceil(splits);
         // Recompute so that no split is empty.
-        let splits = (pixels as u32).div_ceil(pixels_per_split).max(1);
+        let splits = pixels.div_ceil(pixels_per_split).max(1);
         GramSplit {
             splits,
             pixels_per_split,
