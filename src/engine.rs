@@ -549,9 +549,9 @@ impl<'a> Engine<'a> {
         Ok((report, gradient))
     }
 
-    /// Runs one iteration and returns the time per kernel: from a timestamp
-    /// around every dispatch, which needs timestamp queries, or on a CPU adapter from the host's clock
-    /// around each dispatch run on its own ([`Gpu::can_time_kernels`]).
+    /// Runs one iteration and returns the time per kernel. A CPU adapter is
+    /// timed by the host's clock around each dispatch run on its own, other
+    /// adapters by timestamp queries ([`Gpu::can_time_kernels`]).
     pub fn time_kernels(&mut self) -> Result<Vec<KernelTiming>, EngineError> {
         self.step += 1;
         self.write_adam_params(self.step);

@@ -479,8 +479,8 @@ struct TiledParams {
     _pad: [u32; 3],
 }
 
-/// One dispatch of a generated tiled kernel writing `output`; `textures` are the
-/// input and the weights.
+/// Builds one dispatch of a generated tiled kernel that writes `output` from
+/// `textures`, the input and the weights.
 #[allow(clippy::too_many_arguments)]
 fn tiled_dispatch(
     gpu: &Gpu,
@@ -617,20 +617,20 @@ pub struct GramSplit {
 }
 
 impl GramSplit {
-    /// The split for the Gram kernel `gpu` uses.
+    /// Returns the split for the Gram kernel that `gpu` uses.
     pub fn for_gpu(gpu: &Gpu, channels: usize, pixels: usize) -> GramSplit {
         Self::for_shape(gpu.kernels.tiled.is_some(), channels, pixels)
     }
 
-    /// The split for `gram_subgroup` when `tiled`, else for `gram`.
+    /// Returns the split for `gram_subgroup` when `tiled`, else for `gram`.
     ///
     /// `gram` runs one invocation per 2x2 block of channel groups: enough splits
     /// to give a wide GPU about 16k invocations, with at least 64 pixels per
     /// split so that each invocation still amortises its stores.
     ///
-    /// `gram_subgroup` runs one invocation per 4 row groups x 2 column groups;
-    /// every split adds a partial matrix that `style_loss` must sum, so it aims
-    /// at about 1k invocations and at least 512 pixels per split.
+    /// `gram_subgroup` runs one invocation per 4 row groups x 2 column groups.
+    /// Every split adds a partial matrix that `style_loss` must sum, so this
+    /// split aims at about 1k invocations and at least 512 pixels per split.
     // TODO: measure the split on hardware GPUs, which want more invocations.
     pub fn for_shape(tiled: bool, channels: usize, pixels: usize) -> GramSplit {
         let groups = channels.div_ceil(4) as u32;

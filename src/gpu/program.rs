@@ -29,6 +29,16 @@ pub struct KernelTiming {
     pub flops: f64,
 }
 
+impl Dispatch {
+    /// Records this dispatch into `pass`.
+    fn record(&self, pass: &mut wgpu::ComputePass<'_>) {
+        pass.set_pipeline(&self.pipeline);
+        pass.set_bind_group(0, &self.bind_group, &[]);
+        let [x, y, z] = self.workgroups;
+        pass.dispatch_workgroups(x, y, z);
+    }
+}
+
 impl From<Dispatch> for Program {
     fn from(dispatch: Dispatch) -> Program {
         Program {
@@ -59,10 +69,7 @@ impl Program {
             timestamp_writes: None,
         });
         for dispatch in &self.dispatches {
-            pass.set_pipeline(&dispatch.pipeline);
-            pass.set_bind_group(0, &dispatch.bind_group, &[]);
-            let [x, y, z] = dispatch.workgroups;
-            pass.dispatch_workgroups(x, y, z);
+            dispatch.record(&mut pass);
         }
     }
 
@@ -107,10 +114,7 @@ impl Program {
                     end_of_pass_write_index: Some(2 * index as u32 + 1),
                 }),
             });
-            pass.set_pipeline(&dispatch.pipeline);
-            pass.set_bind_group(0, &dispatch.bind_group, &[]);
-            let [x, y, z] = dispatch.workgroups;
-            pass.dispatch_workgroups(x, y, z);
+            dispatch.record(&mut pass);
         }
         encoder.resolve_query_set(&query_set, 0..count, &resolve, 0);
         gpu.queue.submit([encoder.finish()]);
@@ -132,17 +136,19 @@ impl Program {
     pub fn run_host_timed(&self, gpu: &Gpu) -> Vec<KernelTiming> {
         let mut milliseconds = Vec::with_capacity(self.dispatches.len());
         for dispatch in &self.dispatches {
-            let program = Program {
-                dispatches: vec![Dispatch {
-                    kernel: dispatch.kernel,
-                    pipeline: dispatch.pipeline.clone(),
-                    bind_group: dispatch.bind_group.clone(),
-                    workgroups: dispatch.workgroups,
-                    flops: dispatch.flops,
-                }],
-            };
+            let label = Some(dispatch.kernel);
             let start = std::time::Instant::now();
-            program.run(gpu, dispatch.kernel);
+            let mut encoder = gpu
+                .device
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor { label });
+            {
+                let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label,
+                    timestamp_writes: None,
+                });
+                dispatch.record(&mut pass);
+            }
+            gpu.queue.submit([encoder.finish()]);
             gpu.wait_idle();
             milliseconds.push(start.elapsed().as_secs_f64() * 1e3);
         }

@@ -68,40 +68,46 @@ fn columns(kind: TiledKind, tile: Tile) -> u32 {
 
 /// Returns the WGSL source of `kind` for `tile`.
 pub fn tiled_source(kind: TiledKind, tile: Tile) -> String {
+    assert!(tile.pixels >= 1, "a tile needs at least one pixel");
+    assert!(tile.rows >= 1, "a tile needs at least one row");
+    assert!(
+        tile.out_block >= 1,
+        "a tile needs at least one output group"
+    );
+    assert!(
+        columns(kind, tile).is_multiple_of(8),
+        "the 8 sharing lanes need whole rounds"
+    );
+    let mut source = String::new();
+    write_header(&mut source, kind, tile);
+    write_main(&mut source, kind, tile);
+    write_store(&mut source);
+    source
+}
+
+/// Writes the header comment, the bindings and the load helpers.
+fn write_header(w: &mut String, kind: TiledKind, tile: Tile) {
     let Tile {
         pixels,
         rows,
         out_block,
         workgroup_size,
     } = tile;
-    assert!(pixels >= 1, "a tile needs at least one pixel");
-    assert!(rows >= 1, "a tile needs at least one row");
-    assert!(out_block >= 1, "a tile needs at least one output group");
-    assert!(
-        columns(kind, tile).is_multiple_of(8),
-        "the 8 sharing lanes need whole rounds"
-    );
-    let mut s = String::new();
-    let w = &mut s;
-    let (halo, taps) = match kind {
-        TiledKind::Conv3x3 => (1, 3),
-        TiledKind::Pointwise => (0, 1),
-    };
     let description = match kind {
         TiledKind::Conv3x3 => {
             "// 3x3 convolution, zero padding 1, stride 1, as a cross-correlation:
 //   output[o, y, x] = scale * (sum_{i, ky, kx} W[o, i, ky, kx] * input[i, y + ky - 1, x + kx - 1])
 //                     + bias[o]  (+ output[o, y, x] when accumulating), then ReLU if asked.
-// Weights: texture [1 layer][out_groups_padded rows][in_groups * 36 texels]; texel
-//   (i * 9 + ky * 3 + kx) * 4 + k of row o is column k of the 4x4 matrix from input
-//   group i to output group o at tap (ky, kx): the weights from input channel
-//   4i + k to output channels 4o .. 4o + 3."
+// Weights: texture [1 layer][out_groups_padded rows][in_groups * 36 texels].
+//   Texel (i * 9 + ky * 3 + kx) * 4 + k of row o is column k of the 4x4 matrix from
+//   input group i to output group o at tap (ky, kx). It contains the weights from
+//   input channel 4i + k to output channels 4o .. 4o + 3."
         }
         TiledKind::Pointwise => {
             "// 1x1 convolution with a symmetric C x C matrix D (the Gram difference):
 //   output[o, y, x] = scale * sum_i D[o, i] * input[i, y, x]  (+ output when accumulating).
 // Weights: texture [1 layer][4 * groups rows][groups texels], the row-major D
-//   with four columns to a texel; by symmetry texel (o, 4i + k) holds
+//   with four columns to a texel. By symmetry texel (o, 4i + k) contains
 //   D[4o .. 4o + 3, 4i + k], column k of the matrix from input group i to output group o."
         }
     };
@@ -171,6 +177,20 @@ fn weight_column(first: u32, i: u32, ky: u32, q: u32) -> vec4<f32> {{
         )
         .unwrap(),
     }
+}
+
+/// Writes the entry point: accumulators, the reduction over input groups and the stores.
+fn write_main(w: &mut String, kind: TiledKind, tile: Tile) {
+    let Tile {
+        pixels,
+        rows,
+        out_block,
+        workgroup_size,
+    } = tile;
+    let (halo, taps) = match kind {
+        TiledKind::Conv3x3 => (1, 3),
+        TiledKind::Pointwise => (0, 1),
+    };
     writeln!(
         w,
         "
@@ -270,6 +290,10 @@ fn main(
         }
     }
     writeln!(w, "}}").unwrap();
+}
+
+/// Writes the epilogue that finishes and stores one output vector.
+fn write_store(w: &mut String) {
     writeln!(
         w,
         "
@@ -290,7 +314,6 @@ fn store(g: u32, y: u32, x: u32, sum: vec4<f32>) {{
 }}"
     )
     .unwrap();
-    s
 }
 
 #[cfg(test)]
