@@ -59,7 +59,7 @@ impl Gpu {
         // Timestamp queries are optional: only the benchmark's per-kernel times use them.
         let mut optional =
             wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES;
-        // The subgroup and tiled kernels share operands across 8 lanes; adapters
+        // The tiled kernels share operands across 8 lanes; adapters
         // with smaller subgroups (WARP has 4) use the plain kernels.
         let subgroups = adapter.features().contains(wgpu::Features::SUBGROUP)
             && info.subgroup_min_size >= 8

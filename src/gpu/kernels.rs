@@ -33,10 +33,6 @@ macro_rules! shader {
     };
 }
 
-const CONV3X3_SUBGROUP: ShaderSpec = shader!(
-    "conv3x3_subgroup",
-    &[Uniform, ReadOnly, ReadOnly, ReadOnly, ReadWrite]
-);
 const CONV3X3: ShaderSpec = shader!(
     "conv3x3",
     &[Uniform, ReadOnly, ReadOnly, ReadOnly, ReadWrite]
@@ -70,9 +66,8 @@ const TO_TEXTURE: ShaderSpec =
 /// Bindings of the generated tiled kernels (see `tiled_source`).
 const TILED_BINDINGS: &[Binding] = &[Uniform, Texture, Texture, ReadOnly, ReadWrite];
 
-const ALL: [&ShaderSpec; 14] = [
+const ALL: [&ShaderSpec; 13] = [
     &CONV3X3,
-    &CONV3X3_SUBGROUP,
     &MAX_POOL,
     &MAX_POOL_BACKWARD,
     &RELU_BACKWARD,
@@ -88,8 +83,8 @@ const ALL: [&ShaderSpec; 14] = [
 ];
 
 /// Name and WGSL source of every shader file, for validation without an adapter.
-pub const SHADERS: [(&str, &str); 14] = {
-    let mut list = [("", ""); 14];
+pub const SHADERS: [(&str, &str); 13] = {
+    let mut list = [("", ""); 13];
     let mut i = 0;
     while i < ALL.len() {
         list[i] = (ALL[i].name, ALL[i].source);
@@ -254,7 +249,6 @@ pub struct Kernels {
     /// The texture-reading kernels, used instead of `conv3x3`, `gram` and
     /// `style_grad` where the device supports them.
     pub tiled: Option<TiledKernels>,
-    /// `conv3x3`, or `conv3x3_subgroup` where the device has subgroups of at least 8.
     pub conv3x3: Kernel,
     pub max_pool: Kernel,
     pub max_pool_backward: Kernel,
@@ -270,19 +264,12 @@ pub struct Kernels {
 
 impl Kernels {
     /// Compiles every kernel; `subgroup_size` (the adapter's smallest subgroup
-    /// size, where subgroups of 8 or more are enabled) selects the subgroup and
-    /// tiled kernels.
+    /// size, where subgroups of 8 or more are enabled) selects the tiled kernels.
     pub fn new(device: &wgpu::Device, subgroup_size: Option<u32>) -> Kernels {
-        let subgroups = subgroup_size.is_some();
-        let conv = if subgroups {
-            &CONV3X3_SUBGROUP
-        } else {
-            &CONV3X3
-        };
         Kernels {
             tiled: subgroup_size
                 .map(|size| TiledKernels::new(device, Tile::for_subgroup_size(size))),
-            conv3x3: Kernel::new(device, conv),
+            conv3x3: Kernel::new(device, &CONV3X3),
             max_pool: Kernel::new(device, &MAX_POOL),
             max_pool_backward: Kernel::new(device, &MAX_POOL_BACKWARD),
             relu_backward: Kernel::new(device, &RELU_BACKWARD),
